@@ -1,0 +1,628 @@
+"""The concurrent engine behind ``send_async``: ordering, timeouts, error policy, limits.
+
+How a tier of equal-priority receivers runs in the default (concurrent) mode:
+
+1. *Inline phase.* One coroutine, ``_inline``, awaits the receivers one after another in
+   the sender's task, in a copy of the sender's context. A receiver that returns without
+   suspending costs what a plain ``await`` costs: no task, no per-receiver exception (the
+   whole phase ends with one ``StopIteration``).
+2. *Hand-off.* The first time a receiver really suspends, its suspension surfaces out of
+   ``_inline`` to us. That receiver stays on the sender's task (its first step ran there:
+   whatever it captured, ``current_task()``, cancel scopes, stays true), and the
+   receivers not yet started are taken from the shared iterator and started as real
+   tasks of the running backend (``asyncio.TaskGroup``, or a trio nursery). ``_resume``
+   then drives the suspended receiver to its end inside the group's body.
+
+The other modes (``_sequential``, ``_limit``, per-receiver timeouts, ``_sync_wrapper``)
+take a plainer path built on anyio, where every receiver starts inside the scopes that
+bound it. Nothing here imports trio unless trio is the running backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import sys
+import types
+from collections.abc import Awaitable, Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
+
+import anyio
+
+from ._receivers import Record, check_timeout, describe
+
+if TYPE_CHECKING:
+    from ._signal import Signal
+
+__all__ = [
+    "ErrorPolicy",
+    "Plan",
+    "check_errors",
+    "check_limit",
+    "check_timeout",
+    "dispatch",
+    "logger",
+]
+
+#: Receivers' exceptions under ``_errors="collect"`` are logged here.
+logger: Final = logging.getLogger("asignal")
+
+ErrorPolicy: TypeAlias = Literal["raise", "collect"]
+Entry: TypeAlias = tuple[Callable[[], Any], bool, Record]
+Result: TypeAlias = tuple[Any, Any]
+
+_PENDING: Final[Any] = object()
+
+
+def check_errors(value: object) -> ErrorPolicy:
+    """Validate an error policy. Raises ``ValueError`` for anything but ``"raise"`` or
+    ``"collect"``."""
+    if value == "raise":
+        return "raise"
+    if value == "collect":
+        return "collect"
+    raise ValueError(f'_errors must be "raise" or "collect", got {value!r}')
+
+
+def check_limit(value: object) -> int:
+    """Validate a concurrency limit: an int >= 1. Raises ``TypeError``/``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"_limit must be an int >= 1 or None, got {value!r}")
+    if value < 1:
+        raise ValueError(f"_limit must be >= 1, got {value!r}")
+    return value
+
+
+class Plan:
+    """The receivers of one sender, resolved once and cached until the next connect or
+    disconnect: entries in dispatch order, split into priority tiers."""
+
+    __slots__ = ("async_counts", "entries", "has_async", "has_sync", "tiers", "timed")
+
+    def __init__(self, records: list[Record]) -> None:
+        records.sort(key=lambda r: (-r.priority, r.seq))
+        self.entries: tuple[Entry, ...] = tuple((r.get, r.is_async, r) for r in records)
+        tiers: list[tuple[Entry, ...]] = []
+        start = 0
+        for i in range(1, len(records) + 1):
+            if i == len(records) or records[i].priority != records[start].priority:
+                tiers.append(self.entries[start:i])
+                start = i
+        self.tiers: tuple[tuple[Entry, ...], ...] = tuple(tiers)
+        self.async_counts = tuple(sum(1 for e in tier if e[1]) for tier in tiers)
+        self.has_async = any(self.async_counts)
+        self.has_sync = any(not r.is_async for r in records)
+        self.timed = any(r.timeout is not None for r in records)
+
+
+# --- helpers shared by every path -----------------------------------------------------------
+
+
+def _label(signal: Signal) -> str:
+    name = getattr(signal, "name", None)
+    return repr(name) if name is not None else repr(signal)
+
+
+def _collected(signal: Signal, receiver: Any, exc: Exception) -> Exception:
+    logger.error(
+        "receiver %s of signal %s raised %s",
+        describe(receiver),
+        _label(signal),
+        type(exc).__name__,
+        exc_info=exc,
+    )
+    return exc
+
+
+def _expired(signal: Signal, receiver: Any, seconds: float, *, log: bool) -> TimeoutError:
+    exc = TimeoutError(
+        f"receiver {describe(receiver)} of signal {_label(signal)} did not finish "
+        f"within {seconds:g} s"
+    )
+    if log:
+        logger.error("%s", exc)
+    return exc
+
+
+def _send_expired(signal: Signal, seconds: float) -> TimeoutError:
+    return TimeoutError(f"send_async of signal {_label(signal)} timed out after {seconds:g} s")
+
+
+def _raise_failures(signal: Signal, failures: list[tuple[int, BaseException]]) -> None:
+    """Raise what failed, in dispatch order: one exception as itself, several as an
+    ``ExceptionGroup`` (a ``BaseExceptionGroup`` if any is not an ``Exception``)."""
+    failures.sort(key=lambda f: f[0])
+    excs = [exc for _, exc in failures]
+    if len(excs) == 1:
+        exc = excs[0]
+        try:
+            raise exc
+        finally:
+            del exc, excs
+    raise BaseExceptionGroup(f"{len(excs)} receivers of signal {_label(signal)} raised", excs)
+
+
+def _on_trio() -> bool:
+    # trio can only be running if it was imported; sniffio comes with trio.
+    if "trio" not in sys.modules:
+        return False
+    import sniffio
+
+    try:
+        return bool(sniffio.current_async_library() == "trio")
+    except sniffio.AsyncLibraryNotFoundError:
+        return False
+
+
+@types.coroutine
+def _resume(
+    coro: Any, pending: Any, run: Callable[..., Any]
+) -> Generator[Any, Any, None]:
+    """Drive ``coro``, already started and suspended with ``pending`` yielded, to its end
+    from the current task, stepping it in its own context with ``run``."""
+    while True:
+        try:
+            sent = yield pending
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # cancellation and errors thrown in by the loop
+            try:
+                pending = run(coro.throw, exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                pending = run(coro.send, sent)
+            except StopIteration:
+                return
+
+
+async def _inline(
+    signal: Signal,
+    it: Iterator[tuple[int, Entry]],
+    sender: Any,
+    kwargs: dict[str, Any],
+    results: list[Result],
+    collect: bool,
+) -> None:
+    # Pulls from a shared iterator so a hand-off can take the rest of the tier away from
+    # it: once the iterator is drained, this loop ends after the current receiver.
+    for _, (get, is_async, _record) in it:
+        receiver = get()
+        if receiver is None:
+            continue
+        try:
+            value = await receiver(sender, **kwargs) if is_async else receiver(sender, **kwargs)
+        except Exception as exc:
+            if not collect:
+                raise
+            value = _collected(signal, receiver, exc)
+        results.append((receiver, value))
+
+
+async def _spawned(
+    signal: Signal,
+    receiver: Any,
+    sender: Any,
+    kwargs: dict[str, Any],
+    slots: list[Any],
+    index: int,
+    collect: bool,
+    failures: list[tuple[int, BaseException]],
+) -> None:
+    try:
+        slots[index] = await receiver(sender, **kwargs)
+    except Exception as exc:
+        if not collect:
+            failures.append((index, exc))
+            raise
+        slots[index] = _collected(signal, receiver, exc)
+
+
+# --- the concurrent path ----------------------------------------------------------------------
+
+
+class _Send:
+    """One concurrent ``send_async``: the tiers run one after another, each as a
+    :class:`_TierRun`, all under one deadline."""
+
+    __slots__ = ("collect", "deadline", "failures", "kwargs", "results", "sender", "signal")
+
+    def __init__(
+        self, signal: Signal, sender: Any, kwargs: dict[str, Any], collect: bool
+    ) -> None:
+        self.signal = signal
+        self.sender = sender
+        self.kwargs = kwargs
+        self.collect = collect
+        self.results: list[Result] = []
+        # (index in tier, exception) of each failed receiver, raise policy only.
+        self.failures: list[tuple[int, BaseException]] = []
+        self.deadline = float("inf")
+
+    async def run_inline(self, plan: Plan) -> list[Result]:
+        """Only sync receivers: nothing can suspend, on any backend."""
+        for tier in plan.tiers:
+            await _TierRun(self, tier).begin()
+        return self.results
+
+    async def run_asyncio(self, plan: Plan, timeout: float | None) -> list[Result]:
+        loop = asyncio.get_running_loop()
+        if timeout is not None:
+            self.deadline = loop.time() + timeout
+        for tier in plan.tiers:
+            if timeout is not None and loop.time() >= self.deadline:
+                self._expire_unstarted(tier, timeout)
+                continue
+            run = _TierRun(self, tier)
+            try:
+                if await run.begin():
+                    if timeout is None:
+                        await run.asyncio_rest()
+                    else:
+                        # Armed only now that something suspended: a send whose
+                        # receivers all finish inline never pays for a timer.
+                        async with asyncio.timeout_at(self.deadline):
+                            await run.asyncio_rest()
+            except TimeoutError:
+                if self.failures:
+                    raise  # a receiver's own TimeoutError
+                if not self.collect:
+                    raise _send_expired(self.signal, timeout or 0.0) from None
+            except BaseExceptionGroup as group:
+                self._reraise(group)
+            run.finish(timeout)
+        return self.results
+
+    async def run_trio(self, plan: Plan, timeout: float | None) -> list[Result]:
+        import trio
+
+        if timeout is not None:
+            self.deadline = trio.current_time() + timeout
+        for tier, async_count in zip(plan.tiers, plan.async_counts, strict=True):
+            if timeout is not None and trio.current_time() >= self.deadline:
+                self._expire_unstarted(tier, timeout)
+                continue
+            run = _TierRun(self, tier)
+            # trio's cancel scopes nest strictly, and a receiver may open its own during
+            # its first step: the deadline's scope and the nursery must both be open
+            # before any receiver of the tier starts.
+            with trio.CancelScope(deadline=self.deadline) as scope:
+                try:
+                    if async_count < 2:
+                        # Nothing could run beside a suspended receiver: no nursery.
+                        if await run.begin():
+                            await run.drive_alone()
+                    else:
+                        async with trio.open_nursery() as nursery:
+                            if await run.begin():
+                                await run.drive_beside(nursery.start_soon)
+                except BaseExceptionGroup as group:
+                    self._reraise(group)
+            if scope.cancelled_caught and not self.collect:
+                raise _send_expired(self.signal, timeout or 0.0)
+            run.finish(timeout)
+        return self.results
+
+    def _reraise(self, group: BaseExceptionGroup[BaseException]) -> None:
+        """A task group or nursery gathered failures: give them back in dispatch order,
+        one as itself. Anything that is not an ``Exception`` (cancellation) goes on as
+        the group did."""
+        if group.subgroup(lambda e: not isinstance(e, Exception)) is None:
+            if self.failures:
+                _raise_failures(self.signal, self.failures)
+            if len(group.exceptions) == 1:
+                _raise_failures(self.signal, [(0, group.exceptions[0])])
+        raise group
+
+    def _expire_unstarted(self, tier: tuple[Entry, ...], timeout: float) -> None:
+        if not self.collect:
+            raise _send_expired(self.signal, timeout)
+        for get, _, _ in tier:
+            receiver = get()
+            if receiver is not None:
+                self.results.append((receiver, _expired(self.signal, receiver, timeout, log=True)))
+
+
+class _TierRun:
+    """One tier of equal-priority receivers: the inline phase, then, if a receiver
+    suspended, the hand-off of the rest."""
+
+    __slots__ = ("at", "drv", "pending", "receivers", "rest", "run", "send", "slots", "tier")
+
+    def __init__(self, send: _Send, tier: tuple[Entry, ...]) -> None:
+        self.send = send
+        self.tier = tier
+        self.rest: list[tuple[int, Entry]] = []
+        self.at = -1
+
+    async def begin(self) -> bool:
+        """Run the inline phase. Returns whether a receiver suspended (then it is
+        ``self.drv``, its pending yield ``self.pending``, and ``self.rest`` holds the
+        receivers it left unstarted)."""
+        send = self.send
+        it = enumerate(self.tier)
+        drv = _inline(send.signal, it, send.sender, send.kwargs, send.results, send.collect)
+        run = contextvars.copy_context().run
+        try:
+            self.pending = run(drv.send, None)
+        except StopIteration:
+            return False
+        except Exception as exc:
+            send.failures.append((-1, exc))
+            raise
+        self.drv = drv
+        self.run = run
+        self.rest = list(it)  # drains the iterator: the inline loop ends after this one
+        self.at = len(send.results)
+        self.slots: list[Any] = [_PENDING] * len(self.tier)
+        self.receivers: list[Any] = [None] * len(self.tier)
+        return True
+
+    async def asyncio_rest(self) -> None:
+        if not any(is_async for _, (_, is_async, _) in self.rest):
+            await self.drive_alone()
+            return
+        async with asyncio.TaskGroup() as tg:
+
+            def start(fn: Callable[..., Any], *args: Any) -> None:
+                tg.create_task(fn(*args))
+
+            await self.drive_beside(start)
+
+    async def drive_alone(self) -> None:
+        self._start_rest(_no_start)
+        await self._drive()
+
+    async def drive_beside(self, start: Callable[..., Any]) -> None:
+        self._start_rest(start)
+        await self._drive()
+
+    async def _drive(self) -> None:
+        try:
+            await _resume(self.drv, self.pending, self.run)
+        except Exception as exc:
+            self.send.failures.append((self.at, exc))
+            raise
+
+    def _start_rest(self, start: Callable[..., Any]) -> None:
+        send = self.send
+        for index, (get, is_async, _) in self.rest:
+            receiver = get()
+            if receiver is None:
+                continue
+            self.receivers[index] = receiver
+            if is_async:
+                start(
+                    _spawned,
+                    send.signal,
+                    receiver,
+                    send.sender,
+                    send.kwargs,
+                    self.slots,
+                    index,
+                    send.collect,
+                    send.failures,
+                )
+                continue
+            # Sync receivers are called right here, in dispatch order, in the context of
+            # the inline phase.
+            try:
+                self.slots[index] = self.run(receiver, send.sender, **send.kwargs)
+            except Exception as exc:
+                if not send.collect:
+                    send.failures.append((index, exc))
+                    raise
+                self.slots[index] = _collected(send.signal, receiver, exc)
+
+    def finish(self, timeout: float | None) -> None:
+        """Append the hand-off's results in dispatch order; under the collect policy a
+        receiver the deadline cut off gets a ``TimeoutError`` as its value."""
+        if self.at < 0:
+            return
+        send = self.send
+        if len(send.results) == self.at:
+            # The suspended receiver never finished: the deadline cut it off.
+            current = self.rest[0][0] - 1 if self.rest else len(self.tier) - 1
+            receiver = self.tier[current][0]()
+            if receiver is not None:
+                send.results.append(
+                    (receiver, _expired(send.signal, receiver, timeout or 0.0, log=True))
+                )
+        for receiver, value in zip(self.receivers, self.slots, strict=True):
+            if receiver is None:
+                continue
+            if value is _PENDING:
+                value = _expired(send.signal, receiver, timeout or 0.0, log=True)
+            send.results.append((receiver, value))
+
+
+def _no_start(*args: Any) -> None:  # pragma: no cover - only reached with async receivers
+    raise AssertionError("no async receiver left to start")
+
+
+# --- the plain paths: sequential, limited, per-receiver timeouts -----------------------------
+
+
+class _Plain:
+    """``_sequential``, ``_limit``, per-receiver timeouts and ``_sync_wrapper``: every
+    receiver starts inside the anyio scopes that bound it."""
+
+    __slots__ = (
+        "collect",
+        "kwargs",
+        "limit",
+        "receiver_timeout",
+        "sender",
+        "sequential",
+        "signal",
+        "sync_wrapper",
+    )
+
+    def __init__(
+        self,
+        signal: Signal,
+        sender: Any,
+        kwargs: dict[str, Any],
+        *,
+        collect: bool,
+        sequential: bool,
+        limit: int | None,
+        receiver_timeout: float | None,
+        sync_wrapper: Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]] | None,
+    ) -> None:
+        self.signal = signal
+        self.sender = sender
+        self.kwargs = kwargs
+        self.collect = collect
+        self.sequential = sequential
+        self.limit = limit
+        self.receiver_timeout = receiver_timeout
+        self.sync_wrapper = sync_wrapper
+
+    async def run(self, plan: Plan, timeout: float | None) -> list[Result]:
+        # One slot per entry; dead receivers stay None and are left out at the end.
+        receivers: list[Any] = [None] * len(plan.entries)
+        slots: list[Any] = [_PENDING] * len(plan.entries)
+        failures: list[tuple[int, BaseException]] = []
+        with anyio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+            base = 0
+            for tier in plan.tiers:
+                try:
+                    await self._tier(tier, base, receivers, slots, failures)
+                except BaseExceptionGroup as group:
+                    if not failures or group.subgroup(lambda e: not isinstance(e, Exception)):
+                        raise
+                    _raise_failures(self.signal, failures)
+                base += len(tier)
+        if scope.cancelled_caught and timeout is not None and not self.collect:
+            raise _send_expired(self.signal, timeout)
+        results: list[Result] = []
+        for index, (get, _, _) in enumerate(plan.entries):
+            receiver = receivers[index]
+            if receiver is None and slots[index] is _PENDING:
+                receiver = get()  # never started: the send's deadline passed first
+                if receiver is None:
+                    continue
+            elif receiver is None:
+                continue
+            value = slots[index]
+            if value is _PENDING:
+                assert timeout is not None
+                value = _expired(self.signal, receiver, timeout, log=True)
+            results.append((receiver, value))
+        return results
+
+    def _callable(self, receiver: Any, is_async: bool) -> tuple[Any, bool]:
+        if not is_async and self.sync_wrapper is not None:
+            return self.sync_wrapper(receiver), True
+        return receiver, is_async
+
+    async def _tier(
+        self,
+        tier: tuple[Entry, ...],
+        base: int,
+        receivers: list[Any],
+        slots: list[Any],
+        failures: list[tuple[int, BaseException]],
+    ) -> None:
+        if self.sequential:
+            for offset, (get, is_async, record) in enumerate(tier):
+                receiver = get()
+                if receiver is None:
+                    continue
+                receivers[base + offset] = receiver
+                await self._one(receiver, is_async, record, base + offset, slots, failures)
+            return
+        limiter = anyio.Semaphore(self.limit) if self.limit is not None else None
+        async with anyio.create_task_group() as tg:
+            for offset, (get, is_async, record) in enumerate(tier):
+                receiver = get()
+                if receiver is None:
+                    continue
+                receivers[base + offset] = receiver
+                if limiter is not None:
+                    # Acquired here, not in the task, so receivers start in dispatch order.
+                    await limiter.acquire()
+                tg.start_soon(
+                    self._one, receiver, is_async, record, base + offset, slots, failures, limiter
+                )
+
+    async def _one(
+        self,
+        receiver: Any,
+        is_async: bool,
+        record: Record,
+        index: int,
+        slots: list[Any],
+        failures: list[tuple[int, BaseException]],
+        limiter: anyio.Semaphore | None = None,
+    ) -> None:
+        fn, is_async = self._callable(receiver, is_async)
+        timeout = record.timeout if record.timeout is not None else self.receiver_timeout
+        try:
+            if not is_async:
+                slots[index] = fn(self.sender, **self.kwargs)
+            elif timeout is None:
+                slots[index] = await fn(self.sender, **self.kwargs)
+            else:
+                with anyio.move_on_after(timeout) as scope:
+                    slots[index] = await fn(self.sender, **self.kwargs)
+                if scope.cancelled_caught:
+                    expired = _expired(self.signal, receiver, timeout, log=self.collect)
+                    if not self.collect:
+                        raise expired
+                    slots[index] = expired
+        except Exception as exc:
+            if not self.collect:
+                failures.append((index, exc))
+                raise
+            slots[index] = _collected(self.signal, receiver, exc)
+        finally:
+            if limiter is not None:
+                limiter.release()
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+
+async def dispatch(
+    signal: Signal,
+    plan: Plan,
+    sender: Any,
+    kwargs: dict[str, Any],
+    *,
+    sync_wrapper: Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]] | None,
+    sequential: bool,
+    timeout: float | None,
+    receiver_timeout: float | None,
+    limit: int | None,
+    collect: bool,
+) -> list[Result]:
+    """Run ``plan``'s receivers for one ``send_async``; see :meth:`Signal.send_async`."""
+    if (
+        sequential
+        or limit is not None
+        or receiver_timeout is not None
+        or plan.timed
+        or (sync_wrapper is not None and plan.has_sync)
+    ):
+        plain = _Plain(
+            signal,
+            sender,
+            kwargs,
+            collect=collect,
+            sequential=sequential,
+            limit=limit,
+            receiver_timeout=receiver_timeout,
+            sync_wrapper=sync_wrapper,
+        )
+        return await plain.run(plan, timeout)
+    send = _Send(signal, sender, kwargs, collect)
+    if not plan.has_async:
+        return await send.run_inline(plan)
+    if _on_trio():
+        return await send.run_trio(plan, timeout)
+    return await send.run_asyncio(plan, timeout)
