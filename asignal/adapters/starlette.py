@@ -1,0 +1,624 @@
+"""Starlette and FastAPI integration: Flask's signal set from a pure ASGI middleware.
+
+One line per application::
+
+    from asignal.adapters.starlette import install
+
+    app = Starlette(routes=...)        # or FastAPI()
+    install(app, timeout=2.0)
+
+:func:`install` puts :class:`SignalMiddleware` *outside* Starlette's
+``ServerErrorMiddleware``, so it sees every unhandled exception and the 500 response
+that follows, and a small hook just *inside* it, so that ``got_request_exception`` is
+sent before the 500 goes out (Flask's order). Everything else comes from the ASGI
+messages themselves; no Starlette class is patched.
+
+Where each signal comes from (``sender`` is always the application given to
+:func:`install`; for a request that reaches a mounted sub-application, the outermost
+installed application):
+
+==========================  ===========================================================
+``appcontext_pushed``       an ``http``/``websocket`` connection starts (``request=``)
+``request_started``         before the application is called (``request=``)
+``got_request_exception``   an exception escapes the application before the response
+                            body is complete: sent before the 500 (``exception=``)
+``request_finished``        ``http.response.start``, before it is forwarded
+                            (``response=``: a :class:`ResponseInfo`)
+``request_tearing_down``    the application call has returned: body and background
+                            tasks are done (``exc=``)
+``appcontext_tearing_down`` then (``exc=``); ``appcontext_popped`` last
+``websocket_*``             a ``websocket`` connection: started, finished (the
+                            application returned, or the client disconnected),
+                            tearing down; ``got_websocket_exception`` for an exception
+                            that escapes (``WebSocketDisconnect`` is not one)
+``got_background_exception`` an exception escapes *after* the response body was sent
+                            completely: on Starlette, only a ``BackgroundTask`` runs then
+``serving_started``         the app sends ``lifespan.startup.complete``, before the
+                            server is told
+``serving_stopped``         the app sends ``lifespan.shutdown.complete``, before the
+                            server is told
+``got_serving_exception``   the app sends ``lifespan.startup.failed`` or
+                            ``lifespan.shutdown.failed``; the lifespan still fails
+``before_render_template``  :class:`Jinja2Templates` responses, before rendering
+``template_rendered``       and after rendering, both before the response is sent
+``message_flashed``         :func:`flash`
+==========================  ===========================================================
+
+When no receiver is connected, a request costs a few dictionary lookups: no
+:class:`~starlette.requests.Request` is built, nothing is awaited, and ``send`` is not
+wrapped. Responses pass through unchanged and unbuffered.
+"""
+
+from __future__ import annotations
+
+import sys
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.datastructures import Headers
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse
+from starlette.templating import Jinja2Templates as _StarletteJinja2Templates
+from starlette.templating import _TemplateResponse as _StarletteTemplateResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from .. import signals
+from .._dispatch import ErrorPolicy
+from ._common import Emitter
+
+__all__ = [
+    "Installation",
+    "Jinja2Templates",
+    "ResponseInfo",
+    "SignalMiddleware",
+    "TemplateResponse",
+    "flash",
+    "get_flashed_messages",
+    "install",
+]
+
+#: Scope key holding the :class:`Emitter` of the outermost installed application. Its
+#: presence tells a mounted, also-installed sub-application that the connection is
+#: already being reported; templates and flash find their sender through it.
+EMITTER_KEY: Final = "asignal.emitter"
+#: Scope key holding the per-connection :class:`_HTTPConnection` while it is reported.
+_CONNECTION_KEY: Final = "asignal.connection"
+#: Scope key caching the flashed messages popped from the session for this request.
+_FLASHES_KEY: Final = "asignal.flashes"
+
+# Messages after which the response is complete; anything raised later is background work.
+_FINAL_MESSAGES: Final = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseInfo:
+    """The response as ``request_finished`` sees it: the ``http.response.start`` message.
+
+    ``status_code`` is the HTTP status (``int``); ``headers`` are the response headers as
+    read-only :class:`starlette.datastructures.Headers`. The body is not available: it
+    may still be streaming when the signal is sent.
+    """
+
+    status_code: int
+    headers: Headers
+
+
+# --- HTTP connections ---------------------------------------------------------------------
+
+
+class _HTTPConnection:
+    """What the outer middleware and the inner exception hook share about one request."""
+
+    __slots__ = ("body_complete", "emitter", "reported", "request")
+
+    def __init__(self, emitter: Emitter, request: Request) -> None:
+        self.emitter = emitter
+        self.request = request
+        self.body_complete = False
+        # The exception already reported, so the outer middleware and the inner hook
+        # (or two hooks of nested, installed apps) report it once.
+        self.reported: BaseException | None = None
+
+    async def report(self, error: Exception) -> None:
+        if error is self.reported or isinstance(error, ClientDisconnect):
+            return
+        self.reported = error
+        emitter = self.emitter
+        if self.body_complete:
+            # The response is out; in Starlette only the response's background task runs
+            # after the final body message, inside the same ASGI call.
+            if emitter.wants(signals.got_background_exception):
+                await emitter.send(signals.got_background_exception, exception=error)
+        elif emitter.wants(signals.got_request_exception):
+            await emitter.send(signals.got_request_exception, request=self.request, exception=error)
+
+
+def _wants_http(emitter: Emitter) -> bool:
+    wants = emitter.wants
+    return (
+        wants(signals.request_started)
+        or wants(signals.request_finished)
+        or wants(signals.got_request_exception)
+        or wants(signals.request_tearing_down)
+        or wants(signals.appcontext_pushed)
+        or wants(signals.appcontext_tearing_down)
+        or wants(signals.appcontext_popped)
+        or wants(signals.got_background_exception)
+    )
+
+
+def _wants_websocket(emitter: Emitter) -> bool:
+    wants = emitter.wants
+    return (
+        wants(signals.websocket_started)
+        or wants(signals.websocket_finished)
+        or wants(signals.got_websocket_exception)
+        or wants(signals.websocket_tearing_down)
+        or wants(signals.appcontext_pushed)
+        or wants(signals.appcontext_tearing_down)
+        or wants(signals.appcontext_popped)
+    )
+
+
+async def _no_receive() -> Message:
+    raise RuntimeError("the WebSocket given to signal receivers cannot receive")
+
+
+async def _no_send(message: Message) -> None:
+    raise RuntimeError("the WebSocket given to signal receivers cannot send")
+
+
+class SignalMiddleware:
+    """Pure ASGI middleware that sends :mod:`asignal.signals` for one application.
+
+    ``app`` is the ASGI application to wrap. ``sender`` is the sender of every signal
+    (default: ``app``); ``timeout`` (seconds or ``None``) and ``errors`` (``"collect"`` or
+    ``"raise"``) are the dispatch options of every send, as for
+    :class:`asignal.adapters._common.Emitter`, which raises ``ValueError`` for bad ones.
+
+    For Starlette and FastAPI use :func:`install`, which places this middleware outside
+    ``ServerErrorMiddleware``; wrap other ASGI applications directly::
+
+        app = SignalMiddleware(inner_app, sender=inner_app)
+
+    Connections that an outer installed application already reports pass through
+    untouched, so one request never emits twice.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        sender: Any = None,
+        timeout: float | None = None,
+        errors: ErrorPolicy = "collect",
+    ) -> None:
+        self.app = app
+        self.emitter = Emitter(app if sender is None else sender, timeout=timeout, errors=errors)
+        #: Set to ``False`` by :meth:`Installation.uninstall`: the middleware then only
+        #: passes through, in case something still holds a reference to it.
+        self.enabled = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            if EMITTER_KEY not in scope and self.enabled:
+                scope[EMITTER_KEY] = self.emitter
+                if _wants_http(self.emitter):
+                    await self._http(scope, receive, send)
+                    return
+        elif kind == "websocket":
+            if EMITTER_KEY not in scope and self.enabled:
+                scope[EMITTER_KEY] = self.emitter
+                if _wants_websocket(self.emitter):
+                    await self._websocket(scope, receive, send)
+                    return
+        elif kind == "lifespan" and self.enabled:
+            await self._lifespan(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        emitter = self.emitter
+        # Receivers get the request's metadata (the scope is shared, so routing and
+        # session data appear as the app fills them in) but not its body: reading it
+        # would take it from the application.
+        request = Request(scope)
+        connection = _HTTPConnection(emitter, request)
+        scope[_CONNECTION_KEY] = connection
+        if emitter.wants(signals.appcontext_pushed):
+            await emitter.send(signals.appcontext_pushed, request=request)
+        if emitter.wants(signals.request_started):
+            await emitter.send(signals.request_started, request=request)
+
+        async def send_reporting(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.start":
+                if emitter.wants(signals.request_finished):
+                    response = ResponseInfo(
+                        message["status"], Headers(raw=list(message.get("headers", ())))
+                    )
+                    await emitter.send(signals.request_finished, request=request, response=response)
+            elif (
+                kind == "http.response.body" and not message.get("more_body", False)
+            ) or kind in _FINAL_MESSAGES:
+                await send(message)
+                connection.body_complete = True
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_reporting)
+        except Exception as error:
+            # Reported here only when no hook inside ServerErrorMiddleware did it already
+            # (an app that is not Starlette's, or a failure in the middleware stack).
+            await connection.report(error)
+            await self._http_teardown(
+                connection, None if isinstance(error, ClientDisconnect) else error
+            )
+            raise
+        # A cancelled connection (server shutdown) emits nothing more: receivers cannot
+        # be awaited in a cancelled scope, and shielding them could stall the shutdown.
+        await self._http_teardown(connection, None)
+
+    async def _http_teardown(self, connection: _HTTPConnection, exc: Exception | None) -> None:
+        emitter = self.emitter
+        if emitter.wants(signals.request_tearing_down):
+            await emitter.send(signals.request_tearing_down, request=connection.request, exc=exc)
+        if emitter.wants(signals.appcontext_tearing_down):
+            await emitter.send(signals.appcontext_tearing_down, exc=exc)
+        if emitter.wants(signals.appcontext_popped):
+            await emitter.send(signals.appcontext_popped)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        emitter = self.emitter
+        websocket = WebSocket(scope, _no_receive, _no_send)
+        if emitter.wants(signals.appcontext_pushed):
+            await emitter.send(signals.appcontext_pushed, request=websocket)
+        if emitter.wants(signals.websocket_started):
+            await emitter.send(signals.websocket_started, websocket=websocket)
+        exc: Exception | None = None
+        try:
+            await self.app(scope, receive, send)
+        except WebSocketDisconnect:
+            # The client went away: the handler's normal end, not an error.
+            await self._websocket_teardown(websocket, None)
+            raise
+        except Exception as error:
+            exc = error
+            if emitter.wants(signals.got_websocket_exception):
+                await emitter.send(
+                    signals.got_websocket_exception, websocket=websocket, exception=error
+                )
+            await self._websocket_teardown(websocket, exc)
+            raise
+        await self._websocket_teardown(websocket, None)
+
+    async def _websocket_teardown(self, websocket: WebSocket, exc: Exception | None) -> None:
+        emitter = self.emitter
+        if exc is None and emitter.wants(signals.websocket_finished):
+            # Starlette handlers return nothing, unlike Quart's: ``response`` is None.
+            await emitter.send(signals.websocket_finished, websocket=websocket, response=None)
+        if emitter.wants(signals.websocket_tearing_down):
+            await emitter.send(signals.websocket_tearing_down, websocket=websocket, exc=exc)
+        if emitter.wants(signals.appcontext_tearing_down):
+            await emitter.send(signals.appcontext_tearing_down, exc=exc)
+        if emitter.wants(signals.appcontext_popped):
+            await emitter.send(signals.appcontext_popped)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        emitter = self.emitter
+        reported: BaseException | None = None
+
+        async def send_reporting(message: Message) -> None:
+            nonlocal reported
+            kind = message["type"]
+            # Receivers run before the server hears the news: serving_started before the
+            # server accepts connections, serving_stopped before it tears the loop down.
+            if kind == "lifespan.startup.complete":
+                await emitter.send(signals.serving_started)
+            elif kind == "lifespan.shutdown.complete":
+                await emitter.send(signals.serving_stopped)
+            elif kind in ("lifespan.startup.failed", "lifespan.shutdown.failed"):
+                # Starlette's router sends the failure from its ``except`` block, so the
+                # exception is the one being handled; report it before the server (or
+                # test client) reacts to the failure by stopping.
+                error = sys.exc_info()[1]
+                if not isinstance(error, Exception):
+                    error = RuntimeError(message.get("message") or kind)
+                reported = error
+                await emitter.send(signals.got_serving_exception, exception=error)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_reporting)
+        except Exception as error:
+            if error is not reported:
+                await emitter.send(signals.got_serving_exception, exception=error)
+            raise
+
+
+class _UnhandledExceptionHook:
+    """Sits just inside ``ServerErrorMiddleware``: what escapes it is unhandled (handled
+    ones, ``HTTPException`` included, became responses in ``ExceptionMiddleware``), and
+    reporting it here puts ``got_request_exception`` before the 500 response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception as error:
+            connection: _HTTPConnection | None = scope.get(_CONNECTION_KEY)
+            if connection is not None:
+                await connection.report(error)
+            raise
+
+
+# --- installing ---------------------------------------------------------------------------
+
+_installations: weakref.WeakKeyDictionary[Starlette, Installation] = weakref.WeakKeyDictionary()
+
+
+class Installation:
+    """The handle :func:`install` returns; :meth:`uninstall` undoes the installation."""
+
+    def __init__(self, app: Starlette, *, timeout: float | None, errors: ErrorPolicy) -> None:
+        self.app = app
+        self.timeout = timeout
+        self.errors: ErrorPolicy = errors
+        self._middlewares: list[SignalMiddleware] = []
+        self._hooks: list[tuple[ServerErrorMiddleware, _UnhandledExceptionHook]] = []
+        self._build_original = app.build_middleware_stack
+        # Validate the options now: a misconfigured install fails at start-up.
+        Emitter(app, timeout=timeout, errors=errors)
+
+    @property
+    def installed(self) -> bool:
+        """Whether this installation is still in place."""
+        return _installations.get(self.app) is self
+
+    def _attach(self) -> None:
+        app = self.app
+        # Starlette builds its middleware stack on the first call (or on FastAPI's
+        # ``build_middleware_stack``); wrap whatever it builds, and the stack already
+        # built if the app has started.
+        app.build_middleware_stack = self._build  # type: ignore[method-assign]
+        if app.middleware_stack is not None:
+            app.middleware_stack = self._wrap(app.middleware_stack)
+
+    def _build(self) -> ASGIApp:
+        return self._wrap(self._build_original())
+
+    def _wrap(self, stack: ASGIApp) -> ASGIApp:
+        if isinstance(stack, ServerErrorMiddleware):
+            hook = _UnhandledExceptionHook(stack.app)
+            stack.app = hook
+            self._hooks.append((stack, hook))
+        middleware = SignalMiddleware(
+            stack, sender=self.app, timeout=self.timeout, errors=self.errors
+        )
+        self._middlewares.append(middleware)
+        return middleware
+
+    def uninstall(self) -> None:
+        """Remove the middleware and hook; calling it again does nothing."""
+        if not self.installed:
+            return
+        del _installations[self.app]
+        app = self.app
+        if vars(app).get("build_middleware_stack") == self._build:
+            del app.build_middleware_stack
+        for middleware in self._middlewares:
+            middleware.enabled = False
+            if app.middleware_stack is middleware:
+                app.middleware_stack = middleware.app
+        for server_errors, hook in self._hooks:
+            if server_errors.app is hook:
+                server_errors.app = hook.app
+        self._middlewares.clear()
+        self._hooks.clear()
+
+
+def install(
+    app: Starlette, *, timeout: float | None = None, errors: ErrorPolicy = "collect"
+) -> Installation:
+    """Send :mod:`asignal.signals` for ``app``, a Starlette or FastAPI application.
+
+    ``timeout`` (seconds, or ``None`` for no bound) limits each send, so a hanging
+    receiver delays a response by at most that long; ``errors="collect"`` logs a
+    receiver's exception on the ``asignal`` logger instead of letting it reach the
+    request (``"raise"`` lets it through). Works before or after the app has started.
+
+    Returns the :class:`Installation`; installing an installed app again returns the
+    existing one unchanged. Raises ``TypeError`` if ``app`` is not a
+    :class:`~starlette.applications.Starlette` (wrap other ASGI apps in
+    :class:`SignalMiddleware`) and ``ValueError`` for a bad ``timeout`` or ``errors``.
+    """
+    if not isinstance(app, Starlette):
+        raise TypeError(
+            f"install() takes a Starlette or FastAPI application, not {type(app).__name__}; "
+            "wrap other ASGI applications in SignalMiddleware"
+        )
+    existing = _installations.get(app)
+    if existing is not None:
+        return existing
+    installation = Installation(app, timeout=timeout, errors=errors)
+    _installations[app] = installation
+    installation._attach()
+    return installation
+
+
+# --- templates ----------------------------------------------------------------------------
+
+
+def _emitter_of(request: Request) -> Emitter | None:
+    emitter: Emitter | None = request.scope.get(EMITTER_KEY)
+    return emitter
+
+
+class TemplateResponse(_StarletteTemplateResponse):
+    """The response of :meth:`Jinja2Templates.TemplateResponse`.
+
+    When nobody listens to ``before_render_template`` or ``template_rendered``, it is
+    Starlette's own: the template renders in the constructor. Otherwise rendering waits
+    for the response to be sent (``__call__``), so that both signals are awaited around
+    it and ``before_render_template`` receivers can still change ``context``. Reading
+    ``body`` earlier renders it on the spot; the signals still fire when it is sent.
+    """
+
+    def __init__(
+        self,
+        template: Any,
+        context: dict[str, Any],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+        *,
+        emitter: Emitter | None = None,
+    ) -> None:
+        self._pending = False
+        if emitter is not None and not (
+            emitter.wants(signals.before_render_template)
+            or emitter.wants(signals.template_rendered)
+        ):
+            emitter = None
+        self._emitter = emitter
+        if emitter is None:
+            super().__init__(template, context, status_code, headers, media_type, background)
+            return
+        self.template = template
+        self.context = context
+        # An empty placeholder body sets the headers Starlette would set (content-length
+        # included); the length is corrected once the template has rendered.
+        HTMLResponse.__init__(self, b"", status_code, headers, media_type, background)
+        self._pending = True
+
+    @property
+    def body(self) -> bytes | memoryview:
+        if self._pending:
+            self._render()
+        return self._body
+
+    @body.setter
+    def body(self, value: bytes | memoryview) -> None:
+        self._body = value
+
+    def _render(self) -> None:
+        self._pending = False
+        self._body = self.render(self.template.render(self.context))
+        headers = self.headers
+        if "content-length" in headers:
+            headers["content-length"] = str(len(self._body))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        emitter = self._emitter
+        if emitter is not None:
+            self._emitter = None
+            await emitter.send(
+                signals.before_render_template, template=self.template, context=self.context
+            )
+            if self._pending:
+                self._render()
+            await emitter.send(
+                signals.template_rendered, template=self.template, context=self.context
+            )
+        await super().__call__(scope, receive, send)
+
+
+class Jinja2Templates(_StarletteJinja2Templates):
+    """Drop-in for :class:`starlette.templating.Jinja2Templates` that sends
+    ``before_render_template`` and ``template_rendered`` (``template=`` the
+    ``jinja2.Template``, ``context=`` the context dict) from the app installed for the
+    request, and offers ``get_flashed_messages()`` to templates.
+
+    See :class:`TemplateResponse` for when the template renders.
+    """
+
+    def _setup_env_defaults(self, env: jinja2.Environment) -> None:
+        super()._setup_env_defaults(env)
+        env.globals.setdefault("get_flashed_messages", _template_get_flashed_messages)
+
+    def TemplateResponse(
+        self,
+        request: Request,
+        name: str,
+        context: dict[str, Any] | None = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> TemplateResponse:
+        """As Starlette's: render template ``name`` with ``context`` (plus ``request``
+        and the context processors' output) into an HTML response."""
+        context = context or {}
+        context.setdefault("request", request)
+        for context_processor in self.context_processors:
+            context.update(context_processor(request))
+        return TemplateResponse(
+            self.get_template(name),
+            context,
+            status_code=status_code,
+            headers=headers,
+            media_type=media_type,
+            background=background,
+            emitter=_emitter_of(request),
+        )
+
+
+# --- flashing -----------------------------------------------------------------------------
+
+
+async def flash(request: Request, message: str, category: str = "message") -> None:
+    """Flash ``message`` for the next request, as Flask's ``flash``.
+
+    It is appended to ``request.session["_flashes"]`` as a ``[category, message]`` pair
+    (Flask's layout, kept JSON-serialisable for Starlette's cookie session), then
+    ``message_flashed(message=, category=)`` is sent from the installed app. Raises
+    ``AssertionError`` (Starlette's) if ``SessionMiddleware`` is not installed.
+    """
+    flashes = list(request.session.get("_flashes", ()))
+    flashes.append([category, message])
+    # Reassigned, not appended in place, so the session knows it changed.
+    request.session["_flashes"] = flashes
+    emitter = _emitter_of(request)
+    if emitter is not None and emitter.wants(signals.message_flashed):
+        await emitter.send(signals.message_flashed, message=message, category=category)
+
+
+def get_flashed_messages(
+    request: Request, with_categories: bool = False, category_filter: Sequence[str] = ()
+) -> list[str] | list[tuple[str, str]]:
+    """The messages flashed so far, removed from the session, as Flask's.
+
+    The first call of a request pops them from the session; later calls in the same
+    request return the same messages. ``category_filter`` keeps only those categories.
+    Returns the messages (``list[str]``), or ``(category, message)`` pairs with
+    ``with_categories=True``.
+    """
+    flashes: list[tuple[str, str]] | None = request.scope.get(_FLASHES_KEY)
+    if flashes is None:
+        stored = request.session.pop("_flashes") if "_flashes" in request.session else []
+        flashes = [(category, message) for category, message in stored]
+        request.scope[_FLASHES_KEY] = flashes
+    if category_filter:
+        flashes = [flash for flash in flashes if flash[0] in category_filter]
+    if with_categories:
+        return flashes
+    return [message for _, message in flashes]
+
+
+@jinja2.pass_context
+def _template_get_flashed_messages(
+    context: Mapping[str, Any], with_categories: bool = False, category_filter: Sequence[str] = ()
+) -> list[str] | list[tuple[str, str]]:
+    return get_flashed_messages(context["request"], with_categories, category_filter)
