@@ -94,22 +94,26 @@ class Exchange:
         lines = [f"{self.label}  {self.result}".rstrip()]
         if self.answered_at is not None:
             lines[0] += f"  (answered after {ms(self.answered_at).strip()} ms)"
+        # Firings (each with its receivers) and log lines, in the order they happened.
+        events: list[tuple[float, list[str]]] = []
         for fired in self.fired:
-            lines.append(
+            block = [
                 f"  {ms(fired.at)} ms  {fired.signal:<24} sender={describe_app(fired.sender)}"
                 + (f"  {fired.detail}" if fired.detail else "")
-            )
+            ]
             for span in self.spans:
                 if span.signal == fired.signal and _owner(self.fired, span) is fired:
                     end = ms(span.end).strip() if span.end is not None else "…"
                     value = f": {span.value}" if span.value else ""
-                    lines.append(
+                    block.append(
                         f"             └ {span.receiver:<18} {ms(span.start).strip():>6} → "
                         f"{end:>6} ms  {span.outcome}{value}"
                     )
+            events.append((fired.at, block))
         for entry in self.logs:
-            lines.append(f"  {ms(entry.at)} ms  log {entry.logger}: {entry.message}")
-        return lines
+            events.append((entry.at, [f"  {ms(entry.at)} ms  log {entry.logger}: {entry.message}"]))
+        events.sort(key=lambda event: event[0])
+        return lines + [line for _, block in events for line in block]
 
 
 def _owner(fired: list[Fired], span: Span) -> Fired | None:
@@ -272,7 +276,7 @@ class _TimelineHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage().splitlines()[0] if record.getMessage() else ""
         self.timeline._target.logs.append(
-            LogLine(self.timeline.clock(), record.name, _short(message, 100))
+            LogLine(self.timeline.clock(), record.name, _short(message, 110))
         )
 
 
