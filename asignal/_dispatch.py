@@ -156,9 +156,7 @@ def _on_trio() -> bool:
 
 
 @types.coroutine
-def _resume(
-    coro: Any, pending: Any, run: Callable[..., Any]
-) -> Generator[Any, Any, None]:
+def _resume(coro: Any, pending: Any, run: Callable[..., Any]) -> Generator[Any, Any, None]:
     """Drive ``coro``, already started and suspended with ``pending`` yielded, to its end
     from the current task, stepping it in its own context with ``run``."""
     while True:
@@ -230,9 +228,7 @@ class _Send:
 
     __slots__ = ("collect", "deadline", "failures", "kwargs", "results", "sender", "signal")
 
-    def __init__(
-        self, signal: Signal, sender: Any, kwargs: dict[str, Any], collect: bool
-    ) -> None:
+    def __init__(self, signal: Signal, sender: Any, kwargs: dict[str, Any], collect: bool) -> None:
         self.signal = signal
         self.sender = sender
         self.kwargs = kwargs
@@ -248,7 +244,8 @@ class _Send:
             await _TierRun(self, tier).begin()
         return self.results
 
-    async def run_asyncio(self, plan: Plan, timeout: float | None) -> list[Result]:
+    async def run_asyncio(self, plan: Plan, send_timeout: float | None) -> list[Result]:
+        timeout = send_timeout
         loop = asyncio.get_running_loop()
         if timeout is not None:
             self.deadline = loop.time() + timeout
@@ -276,7 +273,8 @@ class _Send:
             run.finish(timeout)
         return self.results
 
-    async def run_trio(self, plan: Plan, timeout: float | None) -> list[Result]:
+    async def run_trio(self, plan: Plan, send_timeout: float | None) -> list[Result]:
+        timeout = send_timeout
         import trio
 
         if timeout is not None:
@@ -294,11 +292,11 @@ class _Send:
                     if async_count < 2:
                         # Nothing could run beside a suspended receiver: no nursery.
                         if await run.begin():
-                            await run.drive_alone()
+                            await run.drive_alone(scope.cancel)
                     else:
                         async with trio.open_nursery() as nursery:
                             if await run.begin():
-                                await run.drive_beside(nursery.start_soon)
+                                await run.drive_beside(nursery.start_soon, scope.cancel)
                 except BaseExceptionGroup as group:
                     self._reraise(group)
             if scope.cancelled_caught and not self.collect:
@@ -362,23 +360,45 @@ class _TierRun:
         return True
 
     async def asyncio_rest(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
         if not any(is_async for _, (_, is_async, _) in self.rest):
-            await self.drive_alone()
+            await self.drive_alone(task.cancel)
             return
         async with asyncio.TaskGroup() as tg:
 
             def start(fn: Callable[..., Any], *args: Any) -> None:
                 tg.create_task(fn(*args))
 
-            await self.drive_beside(start)
+            await self.drive_beside(start, task.cancel)
 
-    async def drive_alone(self) -> None:
-        self._start_rest(_no_start)
+    async def drive_alone(self, cancel: Callable[[], Any]) -> None:
+        await self.drive_beside(_no_start, cancel)
+
+    async def drive_beside(self, start: Callable[..., Any], cancel: Callable[[], Any]) -> None:
+        """Start the rest of the tier with ``start``, then drive the suspended receiver
+        to its end. ``cancel`` cancels this task (asyncio) or the scope around the tier
+        (trio)."""
+        try:
+            self._start_rest(start)
+        except Exception:
+            # A sync receiver failed under the raise policy: the suspended receiver is
+            # on this task, so no group will cancel it for us.
+            await self._abort(cancel)
+            raise
         await self._drive()
 
-    async def drive_beside(self, start: Callable[..., Any]) -> None:
-        self._start_rest(start)
-        await self._drive()
+    async def _abort(self, cancel: Callable[[], Any]) -> None:
+        task = asyncio.current_task() if not _on_trio() else None
+        cancel()
+        try:
+            await _resume(self.drv, self.pending, self.run)
+        except BaseException as exc:
+            if task is not None:
+                if not isinstance(exc, asyncio.CancelledError) or task.uncancel() > 0:
+                    raise
+            elif exc.__class__.__name__ != "Cancelled":
+                raise
 
     async def _drive(self) -> None:
         try:
@@ -482,7 +502,8 @@ class _Plain:
         self.receiver_timeout = receiver_timeout
         self.sync_wrapper = sync_wrapper
 
-    async def run(self, plan: Plan, timeout: float | None) -> list[Result]:
+    async def run(self, plan: Plan, send_timeout: float | None) -> list[Result]:
+        timeout = send_timeout
         # One slot per entry; dead receivers stay None and are left out at the end.
         receivers: list[Any] = [None] * len(plan.entries)
         slots: list[Any] = [_PENDING] * len(plan.entries)
@@ -596,7 +617,7 @@ async def dispatch(
     *,
     sync_wrapper: Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]] | None,
     sequential: bool,
-    timeout: float | None,
+    send_timeout: float | None,
     receiver_timeout: float | None,
     limit: int | None,
     collect: bool,
@@ -619,10 +640,10 @@ async def dispatch(
             receiver_timeout=receiver_timeout,
             sync_wrapper=sync_wrapper,
         )
-        return await plain.run(plan, timeout)
+        return await plain.run(plan, send_timeout)
     send = _Send(signal, sender, kwargs, collect)
     if not plan.has_async:
         return await send.run_inline(plan)
     if _on_trio():
-        return await send.run_trio(plan, timeout)
-    return await send.run_asyncio(plan, timeout)
+        return await send.run_trio(plan, send_timeout)
+    return await send.run_asyncio(plan, send_timeout)

@@ -106,7 +106,8 @@ def describe(obj: object) -> str:
     prefix = ""
     while isinstance(target, functools.partial):
         target, prefix = target.func, "functools.partial of "
-    qualname = getattr(target, "__qualname__", None)
+    qualname: str | None = getattr(target, "__qualname__", None)
+    module: str | None
     if qualname is None:
         # A callable instance: name it by its class.
         qualname = type(target).__qualname__ + " instance"
@@ -156,9 +157,6 @@ class WeakFunctionRecord(weakref.ref):  # type: ignore[type-arg]
     timeout: float | None
     seq: int
     senders: tuple[Hashable, ...]
-
-    def __init__(self, receiver: Any, callback: Callable[[Any], None]) -> None:
-        super().__init__(receiver, callback)
 
     @property
     def get(self) -> Callable[[], Any]:

@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Generator, Hashable
 from contextlib import contextmanager
 from functools import cached_property
+from types import MethodType
 from typing import Any, TypeVar
 
 from ._dispatch import ErrorPolicy, Plan, check_errors, check_limit, dispatch
@@ -39,13 +40,34 @@ F = TypeVar("F", bound=Callable[..., Any])
 _EMPTY_PLAN = Plan([])
 
 
+class _SenderMethodRef(weakref.WeakMethod):  # type: ignore[type-arg]
+    """A weak reference to a bound-method sender (which is a new object on every access)
+    that remembers the sender's key."""
+
+    __slots__ = ("key",)
+    key: Hashable
+
+    def __new__(
+        cls, sender: Any, callback: Callable[[Any], None], key: Hashable
+    ) -> _SenderMethodRef:
+        self = super().__new__(cls, sender, callback)
+        self.key = key
+        return self
+
+    def __init__(self, sender: Any, callback: Callable[[Any], None], key: Hashable) -> None:
+        super().__init__(sender, callback)  # type: ignore[call-arg]
+
+
 class _SenderRef(weakref.ref):  # type: ignore[type-arg]
     """A weak reference to a sender that remembers the sender's key."""
 
     __slots__ = ("key",)
 
+    def __new__(cls, sender: Any, callback: Callable[[Any], None], key: Hashable) -> _SenderRef:
+        return super().__new__(cls, sender, callback)
+
     def __init__(self, sender: Any, callback: Callable[[Any], None], key: Hashable) -> None:
-        super().__init__(sender, callback)
+        super().__init__(sender, callback)  # type: ignore[call-arg]
         self.key = key
 
 
@@ -85,7 +107,7 @@ class Signal:
         #: While true, sends call no receiver and return ``[]`` (see :meth:`muted`).
         self.is_muted = False
         self._by_sender: dict[Hashable, dict[Hashable, None]] = {}
-        self._weak_senders: dict[Hashable, _SenderRef] = {}
+        self._weak_senders: dict[Hashable, _SenderRef | _SenderMethodRef] = {}
         self._plans: dict[Hashable, Plan] = {}
         self._lock = threading.RLock()
         self._seq = 0
@@ -98,7 +120,7 @@ class Signal:
             if sig is not None:
                 sig._forget(record)
 
-        def sender_collected(ref: _SenderRef) -> None:
+        def sender_collected(ref: _SenderRef | _SenderMethodRef) -> None:
             sig = self_ref()
             if sig is not None:
                 sig._forget_sender(ref)
@@ -157,7 +179,8 @@ class Signal:
             self._by_sender.setdefault(key, {})[record.rid] = None
             if key is not ANY_KEY and key not in self._weak_senders:
                 try:
-                    self._weak_senders[key] = _SenderRef(sender, self._sender_collected, key)
+                    ref_type = _SenderMethodRef if isinstance(sender, MethodType) else _SenderRef
+                    self._weak_senders[key] = ref_type(sender, self._sender_collected, key)
                 except TypeError:
                     pass  # values and other objects that cannot be weakly referenced
             self._plans = {}
@@ -258,7 +281,7 @@ class Signal:
             if self.receivers.get(record.rid) is record:
                 self._remove(record, record.senders)
 
-    def _forget_sender(self, ref: _SenderRef) -> None:
+    def _forget_sender(self, ref: _SenderRef | _SenderMethodRef) -> None:
         # A collected sender's id may be reused by a new object: its bucket must go now.
         with self._lock:
             if self._weak_senders.get(ref.key) is not ref:
@@ -318,8 +341,7 @@ class Signal:
         sender: Any = None,
         /,
         *,
-        _async_wrapper: Callable[[Callable[..., Awaitable[Any]]], Callable[..., Any]]
-        | None = None,
+        _async_wrapper: Callable[[Callable[..., Awaitable[Any]]], Callable[..., Any]] | None = None,
         **kwargs: Any,
     ) -> list[tuple[Callable[..., Any], Any]]:
         """Call every receiver for ``sender``, one after another, as blinker's ``send``.
@@ -379,8 +401,7 @@ class Signal:
         sender: Any = None,
         /,
         *,
-        _sync_wrapper: Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]]
-        | None = None,
+        _sync_wrapper: Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]] | None = None,
         _sequential: bool = False,
         _timeout: float | None = None,
         _receiver_timeout: float | None = None,
@@ -443,7 +464,7 @@ class Signal:
             kwargs,
             sync_wrapper=_sync_wrapper,
             sequential=_sequential,
-            timeout=_timeout,
+            send_timeout=_timeout,
             receiver_timeout=_receiver_timeout,
             limit=_limit,
             collect=collect,

@@ -38,6 +38,4 @@ class Emitter:
     async def send(self, signal: Signal, /, **kwargs: Any) -> None:
         """Send ``signal`` with ``sender=app`` and the installed options, if anyone listens."""
         if signal.has_receivers_for(self.app):
-            await signal.send_async(
-                self.app, _timeout=self.timeout, _errors=self.errors, **kwargs
-            )
+            await signal.send_async(self.app, _timeout=self.timeout, _errors=self.errors, **kwargs)
