@@ -16,6 +16,7 @@ import gc
 import inspect
 import io
 import re
+import textwrap
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 
-FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+# A fence may be indented (a code block inside a list item); its body is dedented.
+FENCE = re.compile(r"^(?P<indent>[ ]*)```(\w*)\n(.*?)^(?P=indent)```$", re.MULTILINE | re.DOTALL)
 PRINT_WITH_OUTPUT = re.compile(r"^\s*print\(.*\)\s+#\s(?P<output>.+)$")
 
 
@@ -36,6 +38,7 @@ class Block:
     language: str
     source: str
     line: int  # 1-based line of the opening fence
+    where: str = "README.md"
 
     @property
     def expected_output(self) -> list[str]:
@@ -51,11 +54,13 @@ class Block:
         return bool(code.co_flags & inspect.CO_COROUTINE)
 
 
-def blocks(text: str, language: str) -> list[Block]:
+def blocks(text: str, language: str, where: str = "README.md") -> list[Block]:
+    """The fenced blocks of ``language`` in ``text`` (```py blocks are not ```python
+    ones: docs use ```py for signatures and fragments that are shown, not run)."""
     return [
-        Block(m.group(1), m.group(2), text.count("\n", 0, m.start()) + 1)
+        Block(m.group(2), textwrap.dedent(m.group(3)), text.count("\n", 0, m.start()) + 1, where)
         for m in FENCE.finditer(text)
-        if m.group(1) == language
+        if m.group(2) == language
     ]
 
 
@@ -70,12 +75,12 @@ def _running(block: Block) -> Iterator[tuple[dict[str, Any], Any]]:
     for a block with top-level ``await``, which the caller awaits inside the block)."""
     namespace: dict[str, Any] = {"__name__": "__readme__"}
     stdout = io.StringIO()
-    code = _compile(block.source, f"README.md, block at line {block.line}")
+    code = _compile(block.source, f"{block.where}, block at line {block.line}")
     with contextlib.redirect_stdout(stdout):
         yield namespace, eval(code, namespace)
     printed = stdout.getvalue().splitlines()
     expected = block.expected_output
-    assert printed == expected, f"README.md line {block.line}: printed {printed}, says {expected}"
+    assert printed == expected, f"{block.where}:{block.line}: printed {printed}, says {expected}"
     namespace["__stdout__"] = stdout.getvalue()
 
 
