@@ -13,7 +13,7 @@ Exit status: 0 when everything expected was seen; 1 when an expected signal, rec
 outcome or response is missing (each one is listed); 2 when an import is missing; 3 when
 a server cannot listen or stops on its own; 4 when the demo overruns its deadline.
 
-:func:`run_demo` is the whole path as a function; ``fast=True`` drops the sleeps (and
+:func:`run_demo` is the whole path as a function; ``fast=True`` drops the long sleeps (and
 shortens the timeout that cuts the hanging receiver off), which is how
 ``tests/test_demo.py`` runs it. It needs asyncio: uvicorn, hypercorn's asyncio server,
 Quart and aiosqlite all do.
@@ -39,6 +39,9 @@ TIMEOUT = 0.3
 FAST_TIMEOUT = 0.05
 #: The slow receiver's and the comparison receivers' duration, seconds.
 SLOW_SECONDS = 0.2
+#: The slow receiver's duration in fast mode: not zero, so that it really suspends and
+#: the concurrency check below has something to observe.
+FAST_SLOW_SECONDS = 0.01
 #: How long to wait for a request's last signal (``appcontext_popped``), seconds.
 SETTLE_SECONDS = 5.0
 DEADLINE_SECONDS = 25.0
@@ -176,9 +179,10 @@ async def run_demo(
 ) -> Report:
     """Serve the three example apps, drive them, and check what the receivers saw.
 
-    ``fast`` drops the sleeps: the slow receivers take 0 s and the apps' signal timeout
-    is :data:`FAST_TIMEOUT` instead of :data:`TIMEOUT` (the hanging receiver is still cut
-    off, sooner). ``db_path`` is the audit database (default :data:`DEFAULT_DB`).
+    ``fast`` drops the long sleeps: the slow receivers take :data:`FAST_SLOW_SECONDS`
+    instead of :data:`SLOW_SECONDS`, the comparison's receivers 0 s, and the apps' signal
+    timeout is :data:`FAST_TIMEOUT` instead of :data:`TIMEOUT` (the hanging receiver is
+    still cut off, sooner). ``db_path`` is the audit database (default :data:`DEFAULT_DB`).
     ``out`` receives each printed line.
 
     Returns a :class:`Report`; its ``problems`` list every expectation that failed.
@@ -194,7 +198,7 @@ async def run_demo(
     from examples.timeline import CUT_OFF, Timeline
 
     timeout = FAST_TIMEOUT if fast else TIMEOUT
-    slow = 0.0 if fast else SLOW_SECONDS
+    slow = FAST_SLOW_SECONDS if fast else SLOW_SECONDS
     report = Report(db_path=Path(db_path) if db_path is not None else DEFAULT_DB)
 
     audit = receivers.AuditLog(report.db_path)
@@ -256,7 +260,7 @@ async def run_demo(
     for login in report.logins:
         out(f"  {login.at}  {login.app:<9} user={login.user!r:<8} ip={login.ip}")
 
-    report.comparison = await compare_with_blinker(slow)
+    report.comparison = await compare_with_blinker(0.0 if fast else SLOW_SECONDS)
     c = report.comparison
     out("")
     out(f"the same three async receivers of {c.seconds * 1000:.0f} ms each, in this run:")
@@ -389,6 +393,19 @@ def check(report: Report, *, cut_off: str) -> list[str]:
             )
             need(spans(ex, "log_request") == ["ok"], "page: request logger did not run once")
             need(spans(ex, "slow_receiver") == ["ok"], "page: slow receiver did not finish")
+        for what in ("page", "fail", "login"):
+            if (ex := got[what]) is None:
+                continue
+            # Concurrency, by causality rather than by the clock: receivers of one signal
+            # run together, so the hanging receiver starts while the slow one still runs.
+            slow = ex.spans_of("slow_receiver")
+            hanging = ex.spans_of("hanging_receiver")
+            if slow and hanging and slow[0].end is not None:
+                need(
+                    hanging[0].start < slow[0].end,
+                    f"{what}: request_finished receivers ran one after another, not "
+                    "concurrently (the hanging receiver started after the slow one ended)",
+                )
             need(
                 spans(ex, "hanging_receiver") == [cut_off],
                 f"page: hanging receiver not cut off: {spans(ex, 'hanging_receiver')}",

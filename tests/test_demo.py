@@ -2,9 +2,11 @@
 
 :func:`examples.demo.run_demo` serves the three example apps over real HTTP on
 127.0.0.1 (uvicorn and hypercorn, in-process), drives them with httpx and websockets,
-and checks every expected signal, receiver outcome, response and audit row. These tests
-run it with ``fast=True`` (no 200 ms receivers; the hanging receiver is still cut off,
-by a shorter timeout) and assert on what it saw. No wall-clock assertions.
+and checks every expected signal, receiver outcome, response and audit row, and that the
+receivers of one signal ran concurrently (by the order of their starts and ends, not by
+the clock). These tests run it with ``fast=True`` (10 ms instead of 200 ms receivers; the
+hanging receiver is still cut off, by a shorter timeout) and assert on what it saw. No
+wall-clock assertions.
 """
 
 from __future__ import annotations
@@ -89,9 +91,19 @@ async def test_demo_sees_every_expected_signal(tmp_path: Path) -> None:
     page = copy.copy(report.exchanges["fastapi", "page"])
     page.status = 502
     broken.exchanges["fastapi", "page"] = page
+    login = copy.copy(report.exchanges["starlette", "login"])
+    [slow] = login.spans_of("slow_receiver")
+    [hanging] = login.spans_of("hanging_receiver")
+    sequential = copy.copy(hanging)
+    assert slow.end is not None
+    sequential.start = slow.end  # as if request_finished's receivers ran one by one
+    login.spans = [sequential if s is hanging else s for s in login.spans]
+    broken.exchanges["starlette", "login"] = login
     problems = demo.check(broken, cut_off=CUT_OFF)
     assert any("quart" in p and "got_request_exception" in p for p in problems), problems
     assert any("fastapi" in p and "502" in p for p in problems), problems
+    assert any("starlette" in p and "not concurrently" in p for p in problems), problems
+    assert len(problems) == 3, problems
 
 
 def test_cli_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
