@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -195,7 +196,7 @@ async def run_demo(
     httpx = modules["httpx"]
     ws_connect = modules["websockets.asyncio.client"].connect
     from examples.signals import user_logged_in
-    from examples.timeline import CUT_OFF, Timeline
+    from examples.timeline import CUT_OFF, Timeline, receiver_name, signal_name
 
     timeout = FAST_TIMEOUT if fast else TIMEOUT
     slow = FAST_SLOW_SECONDS if fast else SLOW_SECONDS
@@ -220,6 +221,12 @@ async def run_demo(
         f"asignal demo: 3 apps, signal timeout {timeout * 1000:.0f} ms, slow receiver "
         f"{slow * 1000:.0f} ms, audit database {report.db_path}"
     )
+    out("receivers, written once and connected for every app:")
+    by_signal: dict[str, list[str]] = {}
+    for signal, receiver in receivers.wiring(audit, slow_seconds=slow):
+        by_signal.setdefault(signal_name(signal), []).append(receiver_name(receiver))
+    for name, connected in by_signal.items():
+        out(f"  {name:<24} -> {', '.join(connected)}")
     try:
         with timeline.capture_logs(SHOWN_LOGGERS, HIDDEN_LOGGERS):
             try:
@@ -469,10 +476,21 @@ def check(report: Report, *, cut_off: str) -> list[str]:
     return problems
 
 
+def _print(line: str) -> None:
+    try:
+        print(line)
+    except BrokenPipeError:
+        # The reader went away (`... | head`): finish quietly, so the servers still shut
+        # down cleanly, and let nothing else write to the closed pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 async def _main_async(fast: bool, db_path: Path, deadline: float) -> Report:
     try:
         with anyio.fail_after(deadline):
-            return await run_demo(fast=fast, db_path=db_path)
+            return await run_demo(fast=fast, db_path=db_path, out=_print)
     except TimeoutError as exc:
         raise DemoError(f"the demo did not finish within {deadline:.0f} s", code=4) from exc
 
@@ -504,7 +522,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"\ndemo failed: {error}", file=sys.stderr)
         return error.code
-    return 1 if report.problems else 0
+    if report.problems:
+        print(
+            f"\ndemo failed: {len(report.problems)} expectation(s) not met (listed above)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 
 HOST = "127.0.0.1"
+#: How long a graceful shutdown of all servers may take, in seconds.
+SHUTDOWN_SECONDS = 3.0
 
 
 class ServingError(RuntimeError):
@@ -61,6 +63,7 @@ class Served:
     server: Literal["uvicorn", "hypercorn"]
     failure: str | None = None
     _stop: Any = field(default=None, repr=False)
+    _done: Any = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -78,6 +81,7 @@ async def _run_uvicorn(served: Served, server: uvicorn.Server, sock: socket.sock
         served.failure = f"uvicorn stopped with exit code {exc.code} (lifespan start-up failed?)"
     finally:
         sock.close()
+        served._done.set()
     if not server.should_exit and served.failure is None:
         served.failure = "uvicorn stopped before it was asked to"
 
@@ -87,6 +91,8 @@ async def _run_hypercorn(served: Served, config: HypercornConfig, stop: anyio.Ev
         await hypercorn_serve(served.app, config, shutdown_trigger=stop.wait)
     except Exception as exc:
         served.failure = f"hypercorn failed: {exc!r}"
+    finally:
+        served._done.set()
     if not stop.is_set() and served.failure is None:
         served.failure = "hypercorn stopped before it was asked to"
 
@@ -104,7 +110,8 @@ async def serve(
     apps: dict[str, tuple[Any, Literal["uvicorn", "hypercorn"]]],
 ) -> AsyncIterator[dict[str, Served]]:
     """Serve each ``name -> (app, server)`` on its own free port until the block ends,
-    then shut all of them down and wait for them.
+    then shut all of them down and wait for them (up to :data:`SHUTDOWN_SECONDS`, then
+    they are cancelled).
 
     Raises :class:`ServingError` if a port cannot be bound.
     """
@@ -122,6 +129,11 @@ async def serve(
             finally:
                 for served in running.values():
                     stop(served)
+                # Wait for a graceful shutdown (lifespan included) even when the block
+                # failed, rather than letting the task group cancel servers mid-request.
+                with anyio.move_on_after(SHUTDOWN_SECONDS, shield=True):
+                    for served in running.values():
+                        await served._done.wait()
     finally:
         for sock in sockets.values():
             sock.close()
@@ -130,6 +142,7 @@ async def serve(
 def _start(tg: TaskGroup, served: Served, sock: socket.socket) -> None:
     # The stop handle exists before the task starts, so stop() works even if the block
     # ends before the server task has run at all.
+    served._done = anyio.Event()
     if served.server == "uvicorn":
         config = uvicorn.Config(
             served.app,

@@ -12,11 +12,12 @@ wall-clock assertions.
 from __future__ import annotations
 
 import copy
+import socket
 from pathlib import Path
 
 import pytest
 
-from examples import demo
+from examples import demo, serving
 from examples.serving import ServingError, listening_socket
 from examples.timeline import CUT_OFF
 
@@ -124,3 +125,14 @@ def test_a_port_that_cannot_be_bound_is_a_clear_error() -> None:
     # 192.0.2.1 is TEST-NET-1 (RFC 5737): never an address of this machine.
     with pytest.raises(ServingError, match=r"cannot listen on 192\.0\.2\.1"):
         listening_socket("192.0.2.1")
+
+
+def test_cli_names_a_port_it_cannot_bind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def unbindable(host: str = serving.HOST) -> socket.socket:
+        return listening_socket("192.0.2.1")
+
+    monkeypatch.setattr(serving, "listening_socket", unbindable)
+    assert demo.main(["--fast", "--db", str(tmp_path / "audit.sqlite3")]) == 3
+    assert "demo failed: cannot listen on 192.0.2.1" in capsys.readouterr().err
