@@ -18,7 +18,8 @@ def make_app(name: str = "asignal-test", *, failing_startup: bool = False) -> Qu
     Routes: ``/`` plain text, ``/missing`` ``abort(404)`` with a registered handler,
     ``/boom`` unhandled :class:`Boom`, ``/template`` renders ``hello.html``, ``/flash``
     flashes, ``/background`` starts a background task that raises once
-    ``app.config["BACKGROUND_GATE"]`` (an ``asyncio.Event``) is set; websockets ``/ws``
+    ``app.config["BACKGROUND_GATE"]`` (an ``asyncio.Event``) is set, ``/slow`` sets
+    ``app.config["SLOW_ENTERED"]`` and never answers; websockets ``/ws``
     (echo one message) and ``/ws-boom`` (accept, then raise).
     ``app.config["STARTED"]`` turns true in ``before_serving``; with ``failing_startup``
     ``before_serving`` raises :class:`Boom` instead.
@@ -28,6 +29,7 @@ def make_app(name: str = "asignal-test", *, failing_startup: bool = False) -> Qu
     app.jinja_loader = DictLoader({"hello.html": "Hello {{ name }}!"})
     app.config["STARTED"] = False
     app.config["BACKGROUND_GATE"] = asyncio.Event()
+    app.config["SLOW_ENTERED"] = asyncio.Event()
 
     @app.before_serving
     async def start() -> None:
@@ -70,6 +72,12 @@ def make_app(name: str = "asignal-test", *, failing_startup: bool = False) -> Qu
 
         app.add_background_task(fail_later)
         return "queued"
+
+    @app.get("/slow")
+    async def slow() -> str:
+        app.config["SLOW_ENTERED"].set()
+        await asyncio.Event().wait()
+        return "never"
 
     @app.websocket("/ws")
     async def echo() -> None:

@@ -28,6 +28,7 @@ from websockets.exceptions import ConnectionClosed
 
 from asignal import NamedSignal, signals
 from asignal.adapters.quart import QuartIntegration, install
+from asignal.testing import capture
 
 from .quart_app import Boom, make_app
 
@@ -59,7 +60,8 @@ class Seen:
 
 @dataclass
 class Recorder:
-    """Sync receivers on every asignal signal for one app, in the order they fire."""
+    """Sync receivers on every asignal signal for one app, in the order they fire (so
+    every test here also shows that sync receivers work through the adapter)."""
 
     app: quart.Quart
     events: list[Seen] = field(default_factory=list)
@@ -371,6 +373,18 @@ async def test_rendered_template(
     assert after["context"] is before["context"]
 
 
+async def test_capture_helper_records_quart_templates() -> None:
+    app = make_app()
+    install(app)
+    with capture(signals.template_rendered, sender=app) as rendered:
+        response = await app.test_client().get("/template")
+
+    assert response.status_code == 200
+    [(sender, kwargs)] = rendered
+    assert sender is app
+    assert kwargs["template"].name == "hello.html"
+
+
 async def test_flash(app: quart.Quart, transport: Transport, recorder: Recorder) -> None:
     reply = await transport.get("/flash")
 
@@ -483,6 +497,38 @@ async def test_failing_background_task(
     assert isinstance(error, Boom)
     assert recorder.one("got_background_exception").kwargs == {"exception": error}
     assert recorder.one("appcontext_tearing_down").kwargs == {"exc": error}
+
+
+# --- a client that goes away ----------------------------------------------------------
+
+
+async def test_client_disconnect_still_tears_down(app: quart.Quart) -> None:
+    async with hypercorn_server(app) as port:
+        recorder = Recorder(app).connect()
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                request = asyncio.ensure_future(http.get("/slow"))
+                with anyio.fail_after(GUARD):
+                    await app.config["SLOW_ENTERED"].wait()
+                request.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await request
+            # Quart cancels the view when the connection drops; asignal's sends then run
+            # inside that cancelled task and must still reach the receivers.
+            await recorder.wait_for("appcontext_popped")
+        finally:
+            recorder.disconnect()
+
+    assert recorder.names() == [
+        "appcontext_pushed",
+        "request_started",
+        "request_tearing_down",
+        "appcontext_tearing_down",
+        "appcontext_popped",
+    ]
+    exc = recorder.one("request_tearing_down").kwargs["exc"]
+    assert isinstance(exc, asyncio.CancelledError)
+    assert recorder.one("appcontext_tearing_down").kwargs["exc"] is exc
 
 
 # --- 8: lifespan -----------------------------------------------------------------------
