@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
+import anyio.lowlevel
 import httpx
 import jinja2
 import pytest
@@ -680,6 +681,34 @@ async def test_hanging_receiver_is_cut_off_by_the_timeout(
 
     assert (reply.status, reply.body) == (200, b"hello")
     assert cancelled == [True]
+
+
+async def test_receivers_see_quarts_context(app: quart.Quart, transport: Transport) -> None:
+    seen: list[tuple[str, str]] = []
+
+    # Two coroutine receivers, so they really run side by side (in tasks of their own).
+    async def first(sender: Any, **extra: Any) -> None:
+        await anyio.lowlevel.checkpoint()
+        seen.append(("first", quart.request.path))
+
+    async def second(sender: Any, **extra: Any) -> None:
+        await anyio.lowlevel.checkpoint()
+        seen.append(("second", quart.request.path))
+
+    async def on_teardown(sender: Any, **extra: Any) -> None:
+        seen.append(("app context", quart.current_app.name))
+
+    signals.request_finished.connect(first, sender=app)
+    signals.request_finished.connect(second, sender=app)
+    signals.appcontext_tearing_down.connect(on_teardown, sender=app)
+    try:
+        await transport.get("/")
+    finally:
+        signals.request_finished.disconnect(first)
+        signals.request_finished.disconnect(second)
+        signals.appcontext_tearing_down.disconnect(on_teardown)
+
+    assert sorted(seen) == [("app context", app.name), ("first", "/"), ("second", "/")]
 
 
 # --- install / uninstall / isolation ---------------------------------------------------
