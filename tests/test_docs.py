@@ -9,6 +9,7 @@ page or an API reference to a name that no longer exists fails the tests.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -74,3 +75,19 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "api" / "index.html").exists()
+
+
+def test_docstring_markup_becomes_markdown() -> None:
+    path = DOCS / "_ext" / "rst_docstrings.py"
+    spec = importlib.util.spec_from_file_location("rst_docstrings", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = (
+        ":class:`~asignal.Namespace` and :mod:`asignal.signals`; "
+        "``BaseException``\\ s::\n\n    x = 1\n\nafter"
+    )
+    assert module.to_markdown(text) == (
+        "`Namespace` and `asignal.signals`; ``BaseException``s:\n\n```python\nx = 1\n```\n\nafter"
+    )
