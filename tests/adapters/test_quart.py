@@ -4,9 +4,11 @@ and real HTTP/websockets against hypercorn on 127.0.0.1 driven by httpx and webs
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -769,6 +771,32 @@ async def test_uninstall_stops_forwarding_and_install_works_again() -> None:
         assert recorder.names() == REQUEST_SIGNALS
     finally:
         recorder.disconnect()
+
+
+async def test_a_dropped_app_is_freed_and_leaves_quarts_signals() -> None:
+    app = make_app()
+    install(app)
+    seen: list[int] = []
+
+    async def receiver(sender: Any, *, response: Any, **extra: Any) -> None:
+        seen.append(response.status_code)
+
+    signals.request_finished.connect(receiver, sender=app)
+    assert (await app.test_client().get("/")).status_code == 200
+    assert seen == [200]
+    async with app.test_app():
+        pass
+    ref = weakref.ref(app)
+    forwarders = list(quart_signals.request_started.receivers_for(app))
+    assert len(forwarders) == 1
+    del app
+    gc.collect()
+
+    assert ref() is None
+    assert all(
+        forwarder not in quart_signals.request_started.receivers.values()
+        for forwarder in forwarders
+    )
 
 
 async def test_app_context_outside_a_request() -> None:
