@@ -187,7 +187,10 @@ class Signal:
                 record.seq = self._seq
             add_sender(record, key)
             self.receivers[record.rid] = record
-            self._by_sender.setdefault(key, {})[record.rid] = None
+            bucket = self._by_sender.get(key)
+            if bucket is None:
+                bucket = self._by_sender[key] = {}
+            bucket[record.rid] = None
             if key is not ANY_KEY and key not in self._weak_senders:
                 try:
                     ref_type = _SenderMethodRef if isinstance(sender, MethodType) else _SenderRef
