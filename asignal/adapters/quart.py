@@ -7,9 +7,9 @@ One line per application::
     install(app)                 # or install(app, timeout=0.5)
 
 From then on every signal of :mod:`asignal.signals` fires once per event, with the Quart
-application as sender and the keyword arguments of the mapping table in ``DESIGN.md``
-(``request=`` / ``websocket=`` included), and its receivers run concurrently under the
-error policy and timeout chosen here.
+application as sender and the keyword arguments documented there (``request=`` /
+``websocket=`` included), and its receivers run concurrently under the error policy and
+timeout chosen here. ``docs/quart.md`` maps each signal to the Quart hook it comes from.
 
 How it is wired: Quart sends its own blinker signals (:mod:`quart.signals`) with
 ``send_async``, one receiver after another. The adapter connects one forwarding coroutine
