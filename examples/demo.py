@@ -43,8 +43,11 @@ SLOW_SECONDS = 0.2
 #: The slow receiver's duration in fast mode: not zero, so that it really suspends and
 #: the concurrency check below has something to observe.
 FAST_SLOW_SECONDS = 0.01
-#: How long to wait for a request's last signal (``appcontext_popped``), seconds.
-SETTLE_SECONDS = 5.0
+#: How long to wait for a request's last signal (``appcontext_popped``), seconds; once
+#: an app has missed it, :data:`SETTLE_AFTER_MISS_SECONDS`, so a missing signal is
+#: reported instead of overrunning the deadline.
+SETTLE_SECONDS = 3.0
+SETTLE_AFTER_MISS_SECONDS = 0.5
 DEADLINE_SECONDS = 25.0
 DEFAULT_DB = Path(__file__).parent / "audit.sqlite3"
 
@@ -312,6 +315,7 @@ async def _drive(
     async with httpx.AsyncClient(timeout=10.0) as client:
         for name, served in running.items():
             user = APPS[name][2]
+            settle = SETTLE_SECONDS
 
             async def page(ex: Any, served: Any = served) -> str:
                 response = await client.get(f"{served.url}/")
@@ -348,9 +352,11 @@ async def _drive(
                         ex.result = f"request failed: {exc!r}"
                     ex.answered_at = timeline.clock()
                     # The request's last signal fires after the client has its answer.
-                    await timeline.wait_for(
-                        lambda ex=ex: "appcontext_popped" in ex.names(), SETTLE_SECONDS
+                    settled = await timeline.wait_for(
+                        lambda ex=ex: "appcontext_popped" in ex.names(), settle
                     )
+                    if not settled:
+                        settle = SETTLE_AFTER_MISS_SECONDS
                 report.exchanges[name, what] = ex
                 out("")
                 for line in ex.render():
@@ -441,10 +447,22 @@ def check(report: Report, *, cut_off: str) -> list[str]:
 
         if (ex := got["websocket"]) is not None:
             need(ex.body == "hello", f"websocket echoed {ex.body!r}, not 'hello'")
-            problems.extend(_order_problems(f"{name}: websocket", ex.names(), WEBSOCKET_SIGNALS))
+            problems.extend(
+                _order_problems(
+                    f"{name}: websocket",
+                    ex.names(),
+                    [
+                        "appcontext_pushed",
+                        *WEBSOCKET_SIGNALS,
+                        "appcontext_tearing_down",
+                        "appcontext_popped",
+                    ],
+                )
+            )
             need("got_websocket_exception" not in ex.names(), "websocket: reported an error")
 
         if (ex := got["login"]) is not None:
+            problems.extend(_order_problems(f"{name}: login", ex.names(), HTTP_ORDER))
             need(ex.status == 200, f"login answered {ex.status}, not 200")
             logins = ex.fired_of("user_logged_in")
             need(
