@@ -12,7 +12,9 @@ class Boom(RuntimeError):
     """Raised by the views that must fail unhandled."""
 
 
-def make_app(name: str = "asignal-test", *, failing_startup: bool = False) -> Quart:
+def make_app(
+    name: str = "asignal-test", *, failing_startup: bool = False, failing_shutdown: bool = False
+) -> Quart:
     """Build the test app.
 
     Routes: ``/`` plain text, ``/missing`` ``abort(404)`` with a registered handler,
@@ -22,7 +24,8 @@ def make_app(name: str = "asignal-test", *, failing_startup: bool = False) -> Qu
     ``app.config["SLOW_ENTERED"]`` and never answers; websockets ``/ws``
     (echo one message) and ``/ws-boom`` (accept, then raise).
     ``app.config["STARTED"]`` turns true in ``before_serving``; with ``failing_startup``
-    ``before_serving`` raises :class:`Boom` instead.
+    ``before_serving`` raises :class:`Boom` instead, with ``failing_shutdown``
+    ``after_serving`` does.
     """
     app = Quart(name)
     app.secret_key = "not-a-secret"
@@ -36,6 +39,11 @@ def make_app(name: str = "asignal-test", *, failing_startup: bool = False) -> Qu
         if failing_startup:
             raise Boom("startup failed")
         app.config["STARTED"] = True
+
+    @app.after_serving
+    async def stop() -> None:
+        if failing_shutdown:
+            raise Boom("shutdown failed")
 
     @app.get("/")
     async def index() -> str:

@@ -611,6 +611,22 @@ async def test_failing_startup(transport_name: str, failure: type[Exception]) ->
     assert all(seen.sender is app for seen in recorder.events)
 
 
+async def test_failing_shutdown() -> None:
+    app = make_app(failing_shutdown=True)
+    install(app)
+    recorder = Recorder(app)
+    with pytest.raises(LifespanError):
+        async with app.test_app():
+            recorder.connect()
+    recorder.disconnect()
+
+    assert recorder.names() == [*SERVING_APP_CONTEXT, "got_serving_exception"]
+    error = recorder.one("got_serving_exception").kwargs["exception"]
+    assert isinstance(error, Boom)
+    assert str(error) == "shutdown failed"
+    assert recorder.one("appcontext_tearing_down").kwargs == {"exc": error}
+
+
 # --- 9: concurrency --------------------------------------------------------------------
 
 
