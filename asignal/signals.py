@@ -101,8 +101,9 @@ got_request_exception = namespace.signal(
 )
 request_tearing_down = namespace.signal(
     "request-tearing-down",
-    doc="""Sent after the response has been sent and the teardown has run (on Starlette,
-    after the body and the background tasks).
+    doc="""Sent when the request is torn down, after the teardown functions: on Quart
+    (as on Flask) before the response goes out, on Starlette after the response body and
+    the background tasks.
 
     sender: the application. kwargs: ``request``; ``exc`` (``BaseException | None``). As
     Flask's ``request_tearing_down``.""",
