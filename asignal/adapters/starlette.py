@@ -52,8 +52,10 @@ wrapped. Responses pass through unchanged and unbuffered.
 from __future__ import annotations
 
 import sys
+import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -110,7 +112,117 @@ class ResponseInfo:
     headers: Headers
 
 
-# --- HTTP connections ---------------------------------------------------------------------
+# --- who listens, cheaply -------------------------------------------------------------------
+
+_HTTP_SIGNALS: Final = (
+    signals.appcontext_pushed,
+    signals.request_started,
+    signals.got_request_exception,
+    signals.request_finished,
+    signals.request_tearing_down,
+    signals.appcontext_tearing_down,
+    signals.appcontext_popped,
+    signals.got_background_exception,
+)
+_WEBSOCKET_SIGNALS: Final = (
+    signals.appcontext_pushed,
+    signals.websocket_started,
+    signals.websocket_finished,
+    signals.got_websocket_exception,
+    signals.websocket_tearing_down,
+    signals.appcontext_tearing_down,
+    signals.appcontext_popped,
+)
+# Sent from inside a request (templates, flash): their sender is the app that marked the
+# scope, so an installed app must be in the request's path when they have receivers.
+_REQUEST_SCOPED_SIGNALS: Final = (
+    signals.before_render_template,
+    signals.template_rendered,
+    signals.message_flashed,
+)
+
+
+class _Changes:
+    """Counts connects and disconnects on the signals the middleware sends.
+
+    A middleware re-reads who listens only when the count moved, so a request costs one
+    comparison instead of a lookup per signal. Receivers are told through the signals'
+    ``receiver_connected``/``receiver_disconnected`` meta-signals, which fire after the
+    change is in place. A weakly held receiver that dies fires neither: the middleware
+    then believes someone still listens, which is harmless, as every send checks again.
+    """
+
+    version = 0
+    watching = False
+    lock = threading.Lock()
+
+
+def _signals_changed(signal: Any, **kwargs: Any) -> None:
+    with _Changes.lock:
+        _Changes.version += 1
+    for installation in list(_live_installations):
+        installation._refresh()
+
+
+def _watch_signals() -> None:
+    with _Changes.lock:
+        if _Changes.watching:
+            return
+        _Changes.watching = True
+    for sig in {*_HTTP_SIGNALS, *_WEBSOCKET_SIGNALS, *_REQUEST_SCOPED_SIGNALS}:
+        sig.receiver_connected.connect(_signals_changed, weak=False)
+        sig.receiver_disconnected.connect(_signals_changed, weak=False)
+
+
+class _Listening:
+    """Which of the middleware's signals have receivers for one sender, at one moment."""
+
+    __slots__ = (
+        "any",
+        "appcontext_popped",
+        "appcontext_pushed",
+        "appcontext_tearing_down",
+        "got_websocket_exception",
+        "http",
+        "http_messages",
+        "http_teardown",
+        "request_finished",
+        "request_started",
+        "request_tearing_down",
+        "websocket",
+        "websocket_finished",
+        "websocket_started",
+        "websocket_tearing_down",
+    )
+
+    def __init__(self, emitter: Emitter) -> None:
+        wants = emitter.wants
+        self.appcontext_pushed = wants(signals.appcontext_pushed)
+        self.appcontext_tearing_down = wants(signals.appcontext_tearing_down)
+        self.appcontext_popped = wants(signals.appcontext_popped)
+        self.request_started = wants(signals.request_started)
+        self.request_finished = wants(signals.request_finished)
+        self.request_tearing_down = wants(signals.request_tearing_down)
+        self.websocket_started = wants(signals.websocket_started)
+        self.websocket_finished = wants(signals.websocket_finished)
+        self.got_websocket_exception = wants(signals.got_websocket_exception)
+        self.websocket_tearing_down = wants(signals.websocket_tearing_down)
+        # What an HTTP request needs: its outgoing messages watched (for the response
+        # and to tell request errors from background ones), and teardown signals.
+        self.http_messages = (
+            self.request_finished
+            or wants(signals.got_request_exception)
+            or wants(signals.got_background_exception)
+        )
+        self.http_teardown = (
+            self.request_tearing_down or self.appcontext_tearing_down or self.appcontext_popped
+        )
+        self.http = any(wants(sig) for sig in _HTTP_SIGNALS)
+        self.websocket = any(wants(sig) for sig in _WEBSOCKET_SIGNALS)
+        self.any = self.http or self.websocket or any(wants(sig) for sig in _REQUEST_SCOPED_SIGNALS)
+
+
+# --- HTTP connections -----------------------------------------------------------------------
 
 
 class _HTTPConnection:
@@ -122,8 +234,8 @@ class _HTTPConnection:
         self.emitter = emitter
         self.request = request
         self.body_complete = False
-        # The exception already reported, so the outer middleware and the inner hook
-        # (or two hooks of nested, installed apps) report it once.
+        # The exception already reported, so the hook inside ServerErrorMiddleware and
+        # the outer middleware (or the hooks of nested, installed apps) report it once.
         self.reported: BaseException | None = None
 
     async def report(self, error: Exception) -> None:
@@ -138,33 +250,6 @@ class _HTTPConnection:
                 await emitter.send(signals.got_background_exception, exception=error)
         elif emitter.wants(signals.got_request_exception):
             await emitter.send(signals.got_request_exception, request=self.request, exception=error)
-
-
-def _wants_http(emitter: Emitter) -> bool:
-    wants = emitter.wants
-    return (
-        wants(signals.request_started)
-        or wants(signals.request_finished)
-        or wants(signals.got_request_exception)
-        or wants(signals.request_tearing_down)
-        or wants(signals.appcontext_pushed)
-        or wants(signals.appcontext_tearing_down)
-        or wants(signals.appcontext_popped)
-        or wants(signals.got_background_exception)
-    )
-
-
-def _wants_websocket(emitter: Emitter) -> bool:
-    wants = emitter.wants
-    return (
-        wants(signals.websocket_started)
-        or wants(signals.websocket_finished)
-        or wants(signals.got_websocket_exception)
-        or wants(signals.websocket_tearing_down)
-        or wants(signals.appcontext_pushed)
-        or wants(signals.appcontext_tearing_down)
-        or wants(signals.appcontext_popped)
-    )
 
 
 async def _no_receive() -> Message:
@@ -188,8 +273,10 @@ class SignalMiddleware:
 
         app = SignalMiddleware(inner_app, sender=inner_app)
 
-    Connections that an outer installed application already reports pass through
-    untouched, so one request never emits twice.
+    Wrapped directly, an exception is reported when it leaves ``app``, which may be
+    after an inner error handler has sent its 500. Connections that an outer installed
+    application already reports pass through untouched, so one request never emits
+    twice.
     """
 
     def __init__(
@@ -205,27 +292,61 @@ class SignalMiddleware:
         #: Set to ``False`` by :meth:`Installation.uninstall`: the middleware then only
         #: passes through, in case something still holds a reference to it.
         self.enabled = True
+        # What to call while a request is reported: install() makes it the same stack
+        # with a hook inside ServerErrorMiddleware; the unreported path never pays for it.
+        self._reporting_app: ASGIApp = app
+        # install() reports the lifespan from the router's lifespan context instead, as
+        # this middleware is in the app's path only while someone listens.
+        self._reports_lifespan = True
+        # install() hears here of a request that nobody listens to, to take the
+        # middleware out of the app's path.
+        self._on_idle: Callable[[], None] | None = None
+        self._version = -1
+        self._listening = _Listening(self.emitter)
+        _watch_signals()
+
+    def listening(self) -> _Listening:
+        """Which signals have receivers for the sender now (cached between changes)."""
+        version = _Changes.version
+        if version != self._version:
+            # Read the version first: a change while reading makes the next call re-read.
+            self._listening = _Listening(self.emitter)
+            self._version = version
+        return self._listening
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http":
-            if EMITTER_KEY not in scope and self.enabled:
+        if kind == "http" or kind == "websocket":
+            if EMITTER_KEY in scope:
+                # An outer installed app reports this connection: stay out of the way, but
+                # keep the hook that orders got_request_exception before the 500.
+                if _CONNECTION_KEY in scope:
+                    await self._reporting_app(scope, receive, send)
+                else:
+                    await self.app(scope, receive, send)
+                return
+            if self.enabled:
                 scope[EMITTER_KEY] = self.emitter
-                if _wants_http(self.emitter):
-                    await self._http(scope, receive, send)
+                listening = self._listening
+                if self._version != _Changes.version:
+                    listening = self.listening()
+                if not listening.any and self._on_idle is not None:
+                    self._on_idle()
+                if kind == "http":
+                    if listening.http:
+                        await self._http(scope, receive, send, listening)
+                        return
+                elif listening.websocket:
+                    await self._websocket(scope, receive, send, listening)
                     return
-        elif kind == "websocket":
-            if EMITTER_KEY not in scope and self.enabled:
-                scope[EMITTER_KEY] = self.emitter
-                if _wants_websocket(self.emitter):
-                    await self._websocket(scope, receive, send)
-                    return
-        elif kind == "lifespan" and self.enabled:
+        elif kind == "lifespan" and self._reports_lifespan and self.enabled:
             await self._lifespan(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _http(
+        self, scope: Scope, receive: Receive, send: Send, listening: _Listening
+    ) -> None:
         emitter = self.emitter
         # Receivers get the request's metadata (the scope is shared, so routing and
         # session data appear as the app fills them in) but not its body: reading it
@@ -233,17 +354,17 @@ class SignalMiddleware:
         request = Request(scope)
         connection = _HTTPConnection(emitter, request)
         scope[_CONNECTION_KEY] = connection
-        if emitter.wants(signals.appcontext_pushed):
+        if listening.appcontext_pushed:
             await emitter.send(signals.appcontext_pushed, request=request)
-        if emitter.wants(signals.request_started):
+        if listening.request_started:
             await emitter.send(signals.request_started, request=request)
 
         async def send_reporting(message: Message) -> None:
             kind = message["type"]
             if kind == "http.response.start":
-                if emitter.wants(signals.request_finished):
+                if listening.request_finished:
                     response = ResponseInfo(
-                        message["status"], Headers(raw=list(message.get("headers", ())))
+                        message["status"], Headers(raw=message.get("headers", []))
                     )
                     await emitter.send(signals.request_finished, request=request, response=response)
             elif (
@@ -255,62 +376,69 @@ class SignalMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_reporting)
-        except Exception as error:
-            # Reported here only when no hook inside ServerErrorMiddleware did it already
-            # (an app that is not Starlette's, or a failure in the middleware stack).
-            await connection.report(error)
-            await self._http_teardown(
-                connection, None if isinstance(error, ClientDisconnect) else error
+            await self._reporting_app(
+                scope, receive, send_reporting if listening.http_messages else send
             )
+        except Exception as error:
+            # Reported here only if no hook inside ServerErrorMiddleware did it already
+            # (an app that is not Starlette's, or a failure outside that middleware).
+            await connection.report(error)
+            exc = None if isinstance(error, ClientDisconnect) else error
+            if listening.http_teardown:
+                await self._http_teardown(connection, exc, listening)
             raise
         # A cancelled connection (server shutdown) emits nothing more: receivers cannot
         # be awaited in a cancelled scope, and shielding them could stall the shutdown.
-        await self._http_teardown(connection, None)
+        if listening.http_teardown:
+            await self._http_teardown(connection, None, listening)
 
-    async def _http_teardown(self, connection: _HTTPConnection, exc: Exception | None) -> None:
+    async def _http_teardown(
+        self, connection: _HTTPConnection, exc: Exception | None, listening: _Listening
+    ) -> None:
         emitter = self.emitter
-        if emitter.wants(signals.request_tearing_down):
+        if listening.request_tearing_down:
             await emitter.send(signals.request_tearing_down, request=connection.request, exc=exc)
-        if emitter.wants(signals.appcontext_tearing_down):
+        if listening.appcontext_tearing_down:
             await emitter.send(signals.appcontext_tearing_down, exc=exc)
-        if emitter.wants(signals.appcontext_popped):
+        if listening.appcontext_popped:
             await emitter.send(signals.appcontext_popped)
 
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _websocket(
+        self, scope: Scope, receive: Receive, send: Send, listening: _Listening
+    ) -> None:
         emitter = self.emitter
         websocket = WebSocket(scope, _no_receive, _no_send)
-        if emitter.wants(signals.appcontext_pushed):
+        if listening.appcontext_pushed:
             await emitter.send(signals.appcontext_pushed, request=websocket)
-        if emitter.wants(signals.websocket_started):
+        if listening.websocket_started:
             await emitter.send(signals.websocket_started, websocket=websocket)
-        exc: Exception | None = None
         try:
             await self.app(scope, receive, send)
         except WebSocketDisconnect:
             # The client went away: the handler's normal end, not an error.
-            await self._websocket_teardown(websocket, None)
+            await self._websocket_teardown(websocket, None, listening)
             raise
         except Exception as error:
-            exc = error
-            if emitter.wants(signals.got_websocket_exception):
+            if listening.got_websocket_exception:
                 await emitter.send(
                     signals.got_websocket_exception, websocket=websocket, exception=error
                 )
-            await self._websocket_teardown(websocket, exc)
+            await self._websocket_teardown(websocket, error, listening)
             raise
-        await self._websocket_teardown(websocket, None)
+        await self._websocket_teardown(websocket, None, listening)
 
-    async def _websocket_teardown(self, websocket: WebSocket, exc: Exception | None) -> None:
+    async def _websocket_teardown(
+        self, websocket: WebSocket, exc: Exception | None, listening: _Listening
+    ) -> None:
         emitter = self.emitter
-        if exc is None and emitter.wants(signals.websocket_finished):
+        if exc is None and listening.websocket_finished:
             # Starlette handlers return nothing, unlike Quart's: ``response`` is None.
             await emitter.send(signals.websocket_finished, websocket=websocket, response=None)
-        if emitter.wants(signals.websocket_tearing_down):
+        if listening.websocket_tearing_down:
             await emitter.send(signals.websocket_tearing_down, websocket=websocket, exc=exc)
-        if emitter.wants(signals.appcontext_tearing_down):
+        if listening.appcontext_tearing_down:
             await emitter.send(signals.appcontext_tearing_down, exc=exc)
-        if emitter.wants(signals.appcontext_popped):
+        if listening.appcontext_popped:
             await emitter.send(signals.appcontext_popped)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -363,69 +491,137 @@ class _UnhandledExceptionHook:
             raise
 
 
-# --- installing ---------------------------------------------------------------------------
+def _with_hook(stack: ASGIApp) -> ASGIApp:
+    """``stack`` again, with the hook just inside its ``ServerErrorMiddleware``.
 
-_installations: weakref.WeakKeyDictionary[Starlette, Installation] = weakref.WeakKeyDictionary()
+    A second ``ServerErrorMiddleware`` built from the first one's public attributes
+    shares everything inside it, so requests nobody listens to keep the untouched stack.
+    Only Starlette's own class is rebuilt; other stacks get no hook.
+    """
+    if type(stack) is not ServerErrorMiddleware:
+        return stack
+    return ServerErrorMiddleware(
+        _UnhandledExceptionHook(stack.app), handler=stack.handler, debug=stack.debug
+    )
+
+
+# --- installing -----------------------------------------------------------------------------
+
+#: Installations in place, for :func:`_signals_changed` to refresh; weak, so that an app
+#: and its installation (which reference each other) can be collected together.
+_live_installations: weakref.WeakSet[Installation] = weakref.WeakSet()
+_INSTALLATION_ATTR: Final = "_asignal_installation"
+
+Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 
 class Installation:
-    """The handle :func:`install` returns; :meth:`uninstall` undoes the installation."""
+    """The handle :func:`install` returns; :meth:`uninstall` undoes the installation.
+
+    While no receiver of an HTTP, websocket, template or flash signal listens to the app
+    (directly or through ``ANY``), the app runs its own middleware stack, untouched; the
+    first ``connect`` puts :class:`SignalMiddleware` in front of it, and the last
+    ``disconnect`` takes it away again (told by the signals' ``receiver_connected`` and
+    ``receiver_disconnected``). The lifespan is reported from the router's
+    ``lifespan_context``, which is in the path whatever listens.
+    """
 
     def __init__(self, app: Starlette, *, timeout: float | None, errors: ErrorPolicy) -> None:
         self.app = app
         self.timeout = timeout
         self.errors: ErrorPolicy = errors
-        self._middlewares: list[SignalMiddleware] = []
-        self._hooks: list[tuple[ServerErrorMiddleware, _UnhandledExceptionHook]] = []
+        self._emitter = Emitter(app, timeout=timeout, errors=errors)
         self._build_original = app.build_middleware_stack
-        # Validate the options now: a misconfigured install fails at start-up.
-        Emitter(app, timeout=timeout, errors=errors)
+        self._lifespan_original: Lifespan = app.router.lifespan_context
+        self._lifespan = self._reporting_lifespan(self._lifespan_original)
+        #: The app's own stack, and the middleware in front of it; set when it is built.
+        self._plain: ASGIApp | None = None
+        self._reporting: SignalMiddleware | None = None
+        self._lock = threading.Lock()
 
     @property
     def installed(self) -> bool:
         """Whether this installation is still in place."""
-        return _installations.get(self.app) is self
+        return getattr(self.app, _INSTALLATION_ATTR, None) is self
 
     def _attach(self) -> None:
         app = self.app
-        # Starlette builds its middleware stack on the first call (or on FastAPI's
-        # ``build_middleware_stack``); wrap whatever it builds, and the stack already
-        # built if the app has started.
+        setattr(app, _INSTALLATION_ATTR, self)
+        _live_installations.add(self)
+        # Starlette builds its stack on the first call (FastAPI overrides
+        # ``build_middleware_stack``; both are wrapped alike): adopt what it builds, or
+        # the stack already built if the app has started.
         app.build_middleware_stack = self._build  # type: ignore[method-assign]
+        app.router.lifespan_context = self._lifespan
         if app.middleware_stack is not None:
-            app.middleware_stack = self._wrap(app.middleware_stack)
+            with self._lock:
+                self._adopt(app.middleware_stack)
+            self._refresh()
+
+    def _adopt(self, plain: ASGIApp) -> None:
+        reporting = SignalMiddleware(
+            plain, sender=self.app, timeout=self.timeout, errors=self.errors
+        )
+        reporting._reporting_app = _with_hook(plain)
+        reporting._reports_lifespan = False
+        reporting._on_idle = self._refresh
+        self._plain, self._reporting = plain, reporting
 
     def _build(self) -> ASGIApp:
-        return self._wrap(self._build_original())
+        with self._lock:
+            self._adopt(self._build_original())
+            # The middleware goes first; the first request nobody listens to swaps in the
+            # plain stack (``_on_idle``), so a connect racing this build is never lost.
+            assert self._reporting is not None
+            return self._reporting
 
-    def _wrap(self, stack: ASGIApp) -> ASGIApp:
-        if isinstance(stack, ServerErrorMiddleware):
-            hook = _UnhandledExceptionHook(stack.app)
-            stack.app = hook
-            self._hooks.append((stack, hook))
-        middleware = SignalMiddleware(
-            stack, sender=self.app, timeout=self.timeout, errors=self.errors
-        )
-        self._middlewares.append(middleware)
-        return middleware
+    def _refresh(self) -> None:
+        """Put the middleware in the app's path if anyone listens, else take it out."""
+        with self._lock:
+            plain, reporting = self._plain, self._reporting
+            if plain is None or reporting is None or not self.installed:
+                return
+            current = self.app.middleware_stack
+            if current is plain or current is reporting:
+                self.app.middleware_stack = reporting if reporting.listening().any else plain
+
+    def _reporting_lifespan(self, lifespan: Lifespan) -> Lifespan:
+        emitter = self._emitter
+
+        @asynccontextmanager
+        async def reporting(app: Any) -> AsyncIterator[Any]:
+            # Starlette sends ``lifespan.startup.complete`` once this yields, and the
+            # failure messages once an exception leaves it: both come after the signals.
+            try:
+                async with lifespan(app) as state:
+                    if self.installed:
+                        await emitter.send(signals.serving_started)
+                    yield state
+            except Exception as error:
+                if self.installed:
+                    await emitter.send(signals.got_serving_exception, exception=error)
+                raise
+            if self.installed:
+                await emitter.send(signals.serving_stopped)
+
+        return reporting
 
     def uninstall(self) -> None:
-        """Remove the middleware and hook; calling it again does nothing."""
-        if not self.installed:
-            return
-        del _installations[self.app]
-        app = self.app
-        if vars(app).get("build_middleware_stack") == self._build:
-            del app.build_middleware_stack
-        for middleware in self._middlewares:
-            middleware.enabled = False
-            if app.middleware_stack is middleware:
-                app.middleware_stack = middleware.app
-        for server_errors, hook in self._hooks:
-            if server_errors.app is hook:
-                server_errors.app = hook.app
-        self._middlewares.clear()
-        self._hooks.clear()
+        """Take asignal out of the app; calling it again does nothing."""
+        with self._lock:
+            if not self.installed:
+                return
+            app = self.app
+            delattr(app, _INSTALLATION_ATTR)
+            _live_installations.discard(self)
+            if vars(app).get("build_middleware_stack") == self._build:
+                del app.build_middleware_stack
+            if app.router.lifespan_context is self._lifespan:
+                app.router.lifespan_context = self._lifespan_original
+            if self._reporting is not None:
+                self._reporting.enabled = False
+                if app.middleware_stack is self._reporting:
+                    app.middleware_stack = self._plain
 
 
 def install(
@@ -434,8 +630,8 @@ def install(
     """Send :mod:`asignal.signals` for ``app``, a Starlette or FastAPI application.
 
     ``timeout`` (seconds, or ``None`` for no bound) limits each send, so a hanging
-    receiver delays a response by at most that long; ``errors="collect"`` logs a
-    receiver's exception on the ``asignal`` logger instead of letting it reach the
+    receiver delays a response by at most that long per signal; ``errors="collect"``
+    logs a receiver's exception on the ``asignal`` logger instead of letting it reach the
     request (``"raise"`` lets it through). Works before or after the app has started.
 
     Returns the :class:`Installation`; installing an installed app again returns the
@@ -448,11 +644,11 @@ def install(
             f"install() takes a Starlette or FastAPI application, not {type(app).__name__}; "
             "wrap other ASGI applications in SignalMiddleware"
         )
-    existing = _installations.get(app)
+    existing: Installation | None = getattr(app, _INSTALLATION_ATTR, None)
     if existing is not None:
         return existing
     installation = Installation(app, timeout=timeout, errors=errors)
-    _installations[app] = installation
+    _watch_signals()
     installation._attach()
     return installation
 
