@@ -9,44 +9,45 @@ One line per application::
 
 :func:`install` puts :class:`SignalMiddleware` *outside* Starlette's
 ``ServerErrorMiddleware``, so it sees every unhandled exception and the 500 response
-that follows, and a small hook just *inside* it, so that ``got_request_exception`` is
-sent before the 500 goes out (Flask's order). Everything else comes from the ASGI
-messages themselves; no Starlette class is patched.
+that follows, and a hook just *inside* it, so that ``got_request_exception`` is sent
+before the 500 goes out (Flask's order). The middleware is in the app's path only while
+a receiver listens to the app (directly or through ``ANY``); otherwise the app runs its
+own stack, untouched. The lifespan is reported from the router's ``lifespan_context``.
+Everything else comes from the ASGI messages; no Starlette class is patched.
 
-Where each signal comes from (``sender`` is always the application given to
-:func:`install`; for a request that reaches a mounted sub-application, the outermost
-installed application):
+Where each signal comes from (``sender`` is the application given to :func:`install`;
+a request that reaches a mounted sub-application is reported once, by the outermost
+installed application that anyone listens to):
 
-==========================  ===========================================================
-``appcontext_pushed``       an ``http``/``websocket`` connection starts (``request=``)
-``request_started``         before the application is called (``request=``)
-``got_request_exception``   an exception escapes the application before the response
-                            body is complete: sent before the 500 (``exception=``)
-``request_finished``        ``http.response.start``, before it is forwarded
-                            (``response=``: a :class:`ResponseInfo`)
-``request_tearing_down``    the application call has returned: body and background
-                            tasks are done (``exc=``)
-``appcontext_tearing_down`` then (``exc=``); ``appcontext_popped`` last
-``websocket_*``             a ``websocket`` connection: started, finished (the
-                            application returned, or the client disconnected),
-                            tearing down; ``got_websocket_exception`` for an exception
-                            that escapes (``WebSocketDisconnect`` is not one)
-``got_background_exception`` an exception escapes *after* the response body was sent
-                            completely: on Starlette, only a ``BackgroundTask`` runs then
-``serving_started``         the app sends ``lifespan.startup.complete``, before the
-                            server is told
-``serving_stopped``         the app sends ``lifespan.shutdown.complete``, before the
-                            server is told
-``got_serving_exception``   the app sends ``lifespan.startup.failed`` or
-                            ``lifespan.shutdown.failed``; the lifespan still fails
-``before_render_template``  :class:`Jinja2Templates` responses, before rendering
-``template_rendered``       and after rendering, both before the response is sent
-``message_flashed``         :func:`flash`
-==========================  ===========================================================
+============================  =========================================================
+``appcontext_pushed``         an ``http``/``websocket`` connection starts (``request=``)
+``request_started``           before the application is called (``request=``)
+``got_request_exception``     an exception escapes the application before the response
+                              body is complete: sent before the 500 (``exception=``)
+``request_finished``          ``http.response.start``, before it is forwarded
+                              (``response=``: a :class:`ResponseInfo`)
+``request_tearing_down``      the application call has returned: body and background
+                              tasks are done (``exc=``)
+``appcontext_tearing_down``   then (``exc=``); ``appcontext_popped`` last
+``websocket_*``               a ``websocket`` connection: started, finished (the app
+                              returned, or the client disconnected), tearing down;
+                              ``got_websocket_exception`` for an exception that escapes
+                              (``WebSocketDisconnect`` is not one)
+``got_background_exception``  an exception escapes *after* the response body was sent
+                              completely: in Starlette only a ``BackgroundTask`` runs then
+``serving_started``           the lifespan's startup has run, before Starlette tells the
+                              server (``lifespan.startup.complete``)
+``serving_stopped``           the lifespan's shutdown has run, before Starlette tells the
+                              server (``lifespan.shutdown.complete``)
+``got_serving_exception``     the startup or shutdown raised; the lifespan still fails
+``before_render_template``    :class:`Jinja2Templates` responses, before rendering
+``template_rendered``         and after rendering, both before the response is sent
+``message_flashed``           :func:`flash`
+============================  =========================================================
 
-When no receiver is connected, a request costs a few dictionary lookups: no
-:class:`~starlette.requests.Request` is built, nothing is awaited, and ``send`` is not
-wrapped. Responses pass through unchanged and unbuffered.
+While nobody listens, a request costs nothing: no :class:`~starlette.requests.Request`
+is built, nothing is awaited, ``send`` is not wrapped. Responses always pass through
+unchanged and unbuffered.
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ _CONNECTION_KEY: Final = "asignal.connection"
 #: Scope key caching the flashed messages popped from the session for this request.
 _FLASHES_KEY: Final = "asignal.flashes"
 
-# Messages after which the response is complete; anything raised later is background work.
-_FINAL_MESSAGES: Final = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
+# Messages that carry the response body (the last one has no ``more_body``); anything
+# raised after the last one is background work.
+_BODY_MESSAGES: Final = frozenset({"http.response.body", "http.response.zerocopysend"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,19 +328,21 @@ class SignalMiddleware:
                     await self.app(scope, receive, send)
                 return
             if self.enabled:
-                scope[EMITTER_KEY] = self.emitter
                 listening = self._listening
                 if self._version != _Changes.version:
                     listening = self.listening()
-                if not listening.any and self._on_idle is not None:
-                    self._on_idle()
-                if kind == "http":
-                    if listening.http:
-                        await self._http(scope, receive, send, listening)
+                if listening.any:
+                    # The mark makes this app the sender for the whole connection.
+                    scope[EMITTER_KEY] = self.emitter
+                    if kind == "http":
+                        if listening.http:
+                            await self._http(scope, receive, send, listening)
+                            return
+                    elif listening.websocket:
+                        await self._websocket(scope, receive, send, listening)
                         return
-                elif listening.websocket:
-                    await self._websocket(scope, receive, send, listening)
-                    return
+                elif self._on_idle is not None:
+                    self._on_idle()
         elif kind == "lifespan" and self._reports_lifespan and self.enabled:
             await self._lifespan(scope, receive, send)
             return
@@ -368,8 +372,8 @@ class SignalMiddleware:
                     )
                     await emitter.send(signals.request_finished, request=request, response=response)
             elif (
-                kind == "http.response.body" and not message.get("more_body", False)
-            ) or kind in _FINAL_MESSAGES:
+                kind in _BODY_MESSAGES and not message.get("more_body", False)
+            ) or kind == "http.response.pathsend":
                 await send(message)
                 connection.body_complete = True
                 return

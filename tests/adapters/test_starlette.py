@@ -1104,3 +1104,69 @@ async def test_install_after_the_app_has_started() -> None:
         await _call(app, "/nowhere")
     assert rec.names() == HTTP_ORDER
     assert rec.one("request_finished").kwargs["response"].status_code == 404
+
+
+async def test_the_middleware_is_in_the_path_only_while_someone_listens() -> None:
+    app = make_app()
+    install(app)
+    bare = await _call(app)
+    own_stack = app.middleware_stack
+    assert not isinstance(own_stack, SignalMiddleware)
+
+    async def started(sender: Any, **extra: Any) -> None:
+        pass
+
+    with connected(signals.request_started, started, app):
+        assert isinstance(app.middleware_stack, SignalMiddleware)
+        assert app.middleware_stack.app is own_stack
+        assert await _call(app) == bare
+    assert app.middleware_stack is own_stack
+    with connected(signals.template_rendered, started):
+        # ANY counts, and template receivers need the app to mark the scope.
+        assert isinstance(app.middleware_stack, SignalMiddleware)
+    assert app.middleware_stack is own_stack
+
+
+async def test_lifespan_is_reported_when_nobody_listens_to_requests() -> None:
+    app = make_app()
+    install(app)
+    seen: list[str] = []
+
+    async def started(sender: Any, **extra: Any) -> None:
+        seen.append("serving_started")
+
+    async def stopped(sender: Any, **extra: Any) -> None:
+        seen.append("serving_stopped")
+
+    with (
+        connected(signals.serving_started, started, app),
+        connected(signals.serving_stopped, stopped, app),
+    ):
+        async with run_lifespan(app):
+            await _call(app)
+            # The lifespan is reported from the router, not the middleware.
+            assert not isinstance(app.middleware_stack, SignalMiddleware)
+            assert seen == ["serving_started"]
+    assert seen == ["serving_started", "serving_stopped"]
+
+
+async def test_uninstall_restores_the_lifespan() -> None:
+    app = make_app()
+    install(app).uninstall()
+    with recording(app) as rec:
+        async with run_lifespan(app):
+            pass
+    assert rec.names(lifespan=True) == []
+
+
+async def test_a_sub_app_listened_to_alone_reports_its_own_requests() -> None:
+    app = make_app()
+    sub = app.state.sub
+    install(app)
+    install(sub)
+    with recording(app) as rec, recording(sub) as sub_rec:
+        rec.disconnect()  # the outer app installed, but nobody listens to it
+        await _call(app, "/sub/plain")
+    assert rec.names() == []
+    assert sub_rec.names() == HTTP_ORDER
+    assert all(seen.sender is sub for seen in sub_rec.seen)
