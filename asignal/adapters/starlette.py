@@ -77,7 +77,7 @@ from .._dispatch import ErrorPolicy
 from ._common import Emitter
 
 __all__ = [
-    "Installation",
+    "StarletteIntegration",
     "Jinja2Templates",
     "ResponseInfo",
     "SignalMiddleware",
@@ -291,7 +291,7 @@ class SignalMiddleware:
     ) -> None:
         self.app = app
         self.emitter = Emitter(app if sender is None else sender, timeout=timeout, errors=errors)
-        #: Set to ``False`` by :meth:`Installation.uninstall`: the middleware then only
+        #: Set to ``False`` by :meth:`StarletteIntegration.uninstall`: the middleware then only
         #: passes through, in case something still holds a reference to it.
         self.enabled = True
         # What to call while a request is reported: install() makes it the same stack
@@ -513,13 +513,13 @@ def _with_hook(stack: ASGIApp) -> ASGIApp:
 
 #: Installations in place, for :func:`_signals_changed` to refresh; weak, so that an app
 #: and its installation (which reference each other) can be collected together.
-_live_installations: weakref.WeakSet[Installation] = weakref.WeakSet()
+_live_installations: weakref.WeakSet[StarletteIntegration] = weakref.WeakSet()
 _INSTALLATION_ATTR: Final = "_asignal_installation"
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 
-class Installation:
+class StarletteIntegration:
     """The handle :func:`install` returns; :meth:`uninstall` undoes the installation.
 
     While no receiver of an HTTP, websocket, template or flash signal listens to the app
@@ -630,7 +630,7 @@ class Installation:
 
 def install(
     app: Starlette, *, timeout: float | None = None, errors: ErrorPolicy = "collect"
-) -> Installation:
+) -> StarletteIntegration:
     """Send :mod:`asignal.signals` for ``app``, a Starlette or FastAPI application.
 
     ``timeout`` (seconds, or ``None`` for no bound) limits each send, so a hanging
@@ -638,7 +638,7 @@ def install(
     logs a receiver's exception on the ``asignal`` logger instead of letting it reach the
     request (``"raise"`` lets it through). Works before or after the app has started.
 
-    Returns the :class:`Installation`; installing an installed app again returns the
+    Returns the :class:`StarletteIntegration`; installing an installed app again returns the
     existing one unchanged. Raises ``TypeError`` if ``app`` is not a
     :class:`~starlette.applications.Starlette` (wrap other ASGI apps in
     :class:`SignalMiddleware`) and ``ValueError`` for a bad ``timeout`` or ``errors``.
@@ -648,10 +648,10 @@ def install(
             f"install() takes a Starlette or FastAPI application, not {type(app).__name__}; "
             "wrap other ASGI applications in SignalMiddleware"
         )
-    existing: Installation | None = getattr(app, _INSTALLATION_ATTR, None)
+    existing: StarletteIntegration | None = getattr(app, _INSTALLATION_ATTR, None)
     if existing is not None:
         return existing
-    installation = Installation(app, timeout=timeout, errors=errors)
+    installation = StarletteIntegration(app, timeout=timeout, errors=errors)
     _watch_signals()
     installation._attach()
     return installation

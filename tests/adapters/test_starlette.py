@@ -24,6 +24,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -32,9 +33,9 @@ from websockets.exceptions import ConnectionClosed
 
 from asignal import ANY, NamedSignal, signals
 from asignal.adapters.starlette import (
-    Installation,
     ResponseInfo,
     SignalMiddleware,
+    StarletteIntegration,
     flash,
     get_flashed_messages,
     install,
@@ -987,7 +988,7 @@ async def _call(app: Any, path: str = "/plain") -> list[Message]:
 async def test_install_twice_returns_the_same_installation() -> None:
     app = make_app()
     first = install(app)
-    assert isinstance(first, Installation)
+    assert isinstance(first, StarletteIntegration)
     assert install(app, timeout=1) is first
     with recording(app) as rec:
         await _call(app)
@@ -1170,3 +1171,31 @@ async def test_a_sub_app_listened_to_alone_reports_its_own_requests() -> None:
     assert rec.names() == []
     assert sub_rec.names() == HTTP_ORDER
     assert all(seen.sender is sub for seen in sub_rec.seen)
+
+
+@pytest.mark.parametrize("key", [500, Exception])
+async def test_a_server_error_handler_still_reports_first(key: Any) -> None:
+    async def server_error(request: Request, exc: Exception) -> PlainTextResponse:
+        return PlainTextResponse("sorry", status_code=503)
+
+    app = make_app()
+    app.add_exception_handler(key, server_error)
+    install(app)
+    messages: list[Message] = []
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    with recording(app) as rec, pytest.raises(Boom):
+        await app(_http_scope("/boom"), _receive_nothing, send)
+    assert messages[0]["status"] == 503
+    # Starlette's server-error handler answers, but the exception still reaches the server.
+    assert rec.names() == [
+        "appcontext_pushed",
+        "request_started",
+        "got_request_exception",
+        "request_finished",
+        "request_tearing_down",
+        "appcontext_tearing_down",
+        "appcontext_popped",
+    ]
