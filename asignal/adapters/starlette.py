@@ -541,7 +541,8 @@ class StarletteIntegration:
         #: The app's own stack, and the middleware in front of it; set when it is built.
         self._plain: ASGIApp | None = None
         self._reporting: SignalMiddleware | None = None
-        self._lock = threading.Lock()
+        # Re-entrant: building the stack runs the app's code, which may connect receivers.
+        self._lock = threading.RLock()
 
     @property
     def installed(self) -> bool:
