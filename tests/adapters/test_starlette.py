@@ -25,7 +25,6 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
-from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect as ws_connect
@@ -183,7 +182,7 @@ async def run_lifespan(app: Any) -> AsyncIterator[None]:
         with app_outbox, contextlib.suppress(Exception):
             await app(scope, app_inbox.receive, app_outbox.send)
 
-    async with anyio.create_task_group() as tasks:
+    async with to_app, app_inbox, from_app, anyio.create_task_group() as tasks:
         tasks.start_soon(run)
         await to_app.send({"type": "lifespan.startup"})
         started = await from_app.receive()
@@ -224,7 +223,7 @@ async def asgi_websocket(app: Any, path: str, text: str) -> str | None:
         with app_outbox, contextlib.suppress(Exception):
             await app(scope, app_inbox.receive, app_outbox.send)
 
-    async with anyio.create_task_group() as tasks:
+    async with to_app, app_inbox, from_app, anyio.create_task_group() as tasks:
         tasks.start_soon(run)
         await to_app.send({"type": "websocket.connect"})
         accepted = await from_app.receive()
@@ -1098,13 +1097,14 @@ async def _send_nowhere(message: Message) -> None:
 
 
 async def test_install_after_the_app_has_started() -> None:
-    app = Starlette(routes=[Route("/plain", lambda request: None)])
-    app.middleware_stack = app.build_middleware_stack()
+    app = make_app()
+    bare = await _call(app)  # builds Starlette's middleware stack
     install(app)
     with recording(app) as rec:
+        assert await _call(app) == bare
         await _call(app, "/nowhere")
-    assert rec.names() == HTTP_ORDER
-    assert rec.one("request_finished").kwargs["response"].status_code == 404
+    assert rec.names() == HTTP_ORDER * 2
+    assert rec.seen[8].kwargs["response"].status_code == 404
 
 
 async def test_the_middleware_is_in_the_path_only_while_someone_listens() -> None:
