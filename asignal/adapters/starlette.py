@@ -230,15 +230,27 @@ class _Listening:
 class _HTTPConnection:
     """What the outer middleware and the inner exception hook share about one request."""
 
-    __slots__ = ("body_complete", "emitter", "reported", "request")
+    __slots__ = ("_request", "body_complete", "emitter", "reported", "scope")
 
-    def __init__(self, emitter: Emitter, request: Request) -> None:
+    def __init__(self, emitter: Emitter, scope: Scope) -> None:
         self.emitter = emitter
-        self.request = request
+        self.scope = scope
+        self._request: Request | None = None
         self.body_complete = False
         # The exception already reported, so the hook inside ServerErrorMiddleware and
         # the outer middleware (or the hooks of nested, installed apps) report it once.
         self.reported: BaseException | None = None
+
+    @property
+    def request(self) -> Request:
+        """The one ``Request`` every signal of this connection carries, built on first use.
+
+        Receivers get the request's metadata (the scope is shared, so routing and session
+        data appear as the app fills them in) but not its body: reading it would take it
+        from the application."""
+        if self._request is None:
+            self._request = Request(self.scope)
+        return self._request
 
     async def report(self, error: Exception) -> None:
         if error is self.reported or isinstance(error, ClientDisconnect):
@@ -352,16 +364,12 @@ class SignalMiddleware:
         self, scope: Scope, receive: Receive, send: Send, listening: _Listening
     ) -> None:
         emitter = self.emitter
-        # Receivers get the request's metadata (the scope is shared, so routing and
-        # session data appear as the app fills them in) but not its body: reading it
-        # would take it from the application.
-        request = Request(scope)
-        connection = _HTTPConnection(emitter, request)
+        connection = _HTTPConnection(emitter, scope)
         scope[_CONNECTION_KEY] = connection
         if listening.appcontext_pushed:
-            await emitter.send(signals.appcontext_pushed, request=request)
+            await emitter.send(signals.appcontext_pushed, request=connection.request)
         if listening.request_started:
-            await emitter.send(signals.request_started, request=request)
+            await emitter.send(signals.request_started, request=connection.request)
 
         async def send_reporting(message: Message) -> None:
             kind = message["type"]
@@ -370,7 +378,9 @@ class SignalMiddleware:
                     response = ResponseInfo(
                         message["status"], Headers(raw=message.get("headers", []))
                     )
-                    await emitter.send(signals.request_finished, request=request, response=response)
+                    await emitter.send(
+                        signals.request_finished, request=connection.request, response=response
+                    )
             elif (
                 kind in _BODY_MESSAGES and not message.get("more_body", False)
             ) or kind == "http.response.pathsend":
