@@ -35,19 +35,19 @@ class ServingError(RuntimeError):
     """A server could not bind its port, or stopped on its own."""
 
 
-def listening_socket(host: str = HOST) -> socket.socket:
-    """A TCP socket bound to a free port on ``host`` and listening.
+def listening_socket(host: str = HOST, port: int = 0) -> socket.socket:
+    """A TCP socket bound to ``port`` on ``host`` (0: a free port) and listening.
 
-    Raises :class:`ServingError` if no port can be bound.
+    Raises :class:`ServingError` if the port cannot be bound.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, 0))
+        sock.bind((host, port))
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise ServingError(f"cannot listen on {host}: {exc}") from exc
+        raise ServingError(f"cannot listen on {host}:{port}: {exc}") from exc
     sock.setblocking(False)
     return sock
 

@@ -122,17 +122,22 @@ def test_cli_names_a_missing_import(
 
 
 def test_a_port_that_cannot_be_bound_is_a_clear_error() -> None:
-    # 192.0.2.1 is TEST-NET-1 (RFC 5737): never an address of this machine.
-    with pytest.raises(ServingError, match=r"cannot listen on 192\.0\.2\.1"):
-        listening_socket("192.0.2.1")
+    # A port that another socket on loopback is already listening on.
+    with listening_socket() as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(ServingError, match=rf"cannot listen on 127\.0\.0\.1:{port}"):
+            listening_socket(port=port)
 
 
 def test_cli_names_a_port_it_cannot_bind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def unbindable(host: str = serving.HOST) -> socket.socket:
-        return listening_socket("192.0.2.1")
+    with listening_socket() as taken:
+        port = taken.getsockname()[1]
 
-    monkeypatch.setattr(serving, "listening_socket", unbindable)
-    assert demo.main(["--fast", "--db", str(tmp_path / "audit.sqlite3")]) == 3
-    assert "demo failed: cannot listen on 192.0.2.1" in capsys.readouterr().err
+        def unbindable(host: str = serving.HOST, _port: int = 0) -> socket.socket:
+            return listening_socket(host, port)
+
+        monkeypatch.setattr(serving, "listening_socket", unbindable)
+        assert demo.main(["--fast", "--db", str(tmp_path / "audit.sqlite3")]) == 3
+    assert f"demo failed: cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
