@@ -209,7 +209,8 @@ async def _main(cfg: Config, backend: str) -> tuple[list[Row], list[Series]]:
             floor_is=seq_floor,
         )
         row.checks.append(ratio_check("a/b≤1", row, "blinker", 1.0))
-        if backend == "asyncio":
+        # With nobody listening django's asend returns [] at once: no dispatch to compare.
+        if backend == "asyncio" and n_ > 0:
             row.checks.append(ratio_check("a/d≤0.2", row, "django", 0.2))
         row.checks.append(ratio_check("a/f≤4", row, "floor", 4.0))
         rows.append(_na_django(backend, row))

@@ -107,7 +107,8 @@ def run(cfg: Config) -> tuple[list[Row], list[Series]]:
         cells,
         floor_is=DICT_FLOOR,
     )
-    row.notes["django"] = f"measured over {cfg.memory_n_django:,} receivers: {QUADRATIC}"
+    n_django = f"{cfg.memory_n_django:,}".replace(",", " ")
+    row.notes["django"] = f"measured over {n_django} receivers: {QUADRATIC}"
     row.checks.append(Check("a≤400 B", cells["asignal"], 400))
     rows.append(row)
     del receivers
