@@ -101,6 +101,8 @@ class Series:
     values: list[float] = field(default_factory=list)
     #: Objects to keep alive while measuring (the libraries hold receivers weakly).
     keep: object = None
+    #: Seconds spent measuring, for series whose values are not times (pyperf's duration).
+    duration: float | None = None
 
     def median(self) -> float:
         return statistics.median(self.values)
@@ -362,6 +364,8 @@ def pyperf_suite(series: Iterable[Series]) -> pyperf.BenchmarkSuite | None:
         metadata: dict[str, Any] = {"name": s.name, "unit": s.unit}
         if s.unit == "second":
             metadata["loops"] = max(1, s.loops)
+        if s.duration:
+            metadata["duration"] = s.duration
         run = pyperf.Run(s.values, metadata=metadata, collect_metadata=False)
         benchmarks.append(pyperf.Benchmark([run]))
     if not benchmarks:

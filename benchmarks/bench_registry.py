@@ -88,7 +88,9 @@ def run(cfg: Config) -> tuple[list[Row], list[Series]]:
     cells: dict[str, float | None] = {}
     for lib in LIBS:
         some = receivers[: cfg.memory_n_django] if lib == "django" else receivers
+        t0 = perf_counter()
         cells[lib] = bytes_per_receiver(lib, some)
+        duration = perf_counter() - t0
         all_series.append(
             Series(
                 f"memory/{len(some)} weak receivers/{lib}",
@@ -96,6 +98,7 @@ def run(cfg: Config) -> tuple[list[Row], list[Series]]:
                 loops=1,
                 unit="byte",
                 values=[cells[lib] or 0.0],
+                duration=duration,
             )
         )
     row = Row(
