@@ -21,6 +21,7 @@ bound it. Nothing here imports trio unless trio is the running backend.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import sys
@@ -273,7 +274,7 @@ class _Send:
     async def run_inline(self, plan: Plan) -> list[Result]:
         """Only sync receivers: nothing can suspend, on any backend."""
         for tier in plan.tiers:
-            _TierRun(self, tier).begin()
+            _TierRun(self, tier, 0).begin()
         return self.results
 
     async def run_asyncio(
@@ -289,7 +290,7 @@ class _Send:
         loop = asyncio.get_running_loop()
         if timeout is not None:
             self.deadline = (started if started is not None else loop.time()) + timeout
-        for tier in plan.tiers:
+        for tier, async_count in zip(plan.tiers, plan.async_counts, strict=True):
             if first is not None:
                 run, first = first, None
                 suspended = True
@@ -297,7 +298,7 @@ class _Send:
                 self._expire_unstarted(tier, timeout)
                 continue
             else:
-                run = _TierRun(self, tier)
+                run = _TierRun(self, tier, async_count)
                 suspended = False
             try:
                 if suspended or run.begin():
@@ -328,23 +329,34 @@ class _Send:
             if timeout is not None and trio.current_time() >= self.deadline:
                 self._expire_unstarted(tier, timeout)
                 continue
-            run = _TierRun(self, tier)
+            run = _TierRun(self, tier, async_count)
             # trio's cancel scopes nest strictly, and a receiver may open its own during
             # its first step: the deadline's scope and the nursery must both be open
             # before any receiver of the tier starts.
-            with trio.CancelScope(deadline=self.deadline) as scope:
+            # A scope costs a few microseconds; open one only if something may need it.
+            scope = (
+                trio.CancelScope(deadline=self.deadline)
+                if timeout is not None or (async_count < 2 and not self.collect)
+                else None
+            )
+            with scope if scope is not None else contextlib.nullcontext():
                 try:
                     if async_count < 2:
-                        # Nothing could run beside a suspended receiver: no nursery.
+                        # Nothing could run beside a suspended receiver but sync ones,
+                        # which need no nursery.
                         if run.begin():
-                            await run.drive_alone(scope.cancel)
+                            await run.drive_beside(
+                                _no_start, scope.cancel if scope is not None else None
+                            )
                     else:
                         async with trio.open_nursery() as nursery:
                             if run.begin():
-                                await run.drive_beside(nursery.start_soon, scope.cancel)
+                                await run.drive_beside(
+                                    nursery.start_soon, nursery.cancel_scope.cancel
+                                )
                 except BaseExceptionGroup as group:
                     self._reraise(group)
-            if scope.cancelled_caught and not self.collect:
+            if scope is not None and scope.cancelled_caught and not self.collect:
                 raise _send_expired(self.signal, timeout or 0.0)
             run.finish(timeout)
         return self.results
@@ -373,11 +385,24 @@ class _TierRun:
     """One tier of equal-priority receivers: the inline phase, then, if a receiver
     suspended, the hand-off of the rest."""
 
-    __slots__ = ("at", "drv", "pending", "receivers", "rest", "run", "send", "slots", "tier")
+    __slots__ = (
+        "async_count",
+        "at",
+        "drv",
+        "it",
+        "pending",
+        "receivers",
+        "rest",
+        "run",
+        "send",
+        "slots",
+        "tier",
+    )
 
-    def __init__(self, send: _Send, tier: tuple[Entry, ...]) -> None:
+    def __init__(self, send: _Send, tier: tuple[Entry, ...], async_count: int) -> None:
         self.send = send
         self.tier = tier
+        self.async_count = async_count
         self.rest: list[tuple[int, Entry]] = []
         self.at = -1
 
@@ -405,10 +430,14 @@ class _TierRun:
         run: Callable[..., Any],
         it: Iterator[tuple[int, Entry]],
     ) -> None:
-        """Take over an inline phase whose receiver suspended with ``pending``."""
+        """Take over an inline phase whose receiver suspended with ``pending``.
+
+        The rest of the tier is taken from the shared iterator to be started beside it.
+        """
         self.drv = drv
         self.pending = pending
         self.run = run
+        self.it = it
         self.rest = list(it)  # drains the iterator: the inline loop ends after this one
         self.at = len(self.send.results)
         self.slots: list[Any] = [_PENDING] * len(self.tier)
@@ -418,8 +447,9 @@ class _TierRun:
         task = asyncio.current_task()
         assert task is not None
         if not any(is_async for _, (_, is_async, _) in self.rest):
-            await self.drive_alone(task.cancel)
+            await self.drive_beside(_no_start, task.cancel)
             return
+        assert task is not None
         async with asyncio.TaskGroup() as tg:
 
             def start(fn: Callable[..., Any], *args: Any) -> None:
@@ -427,23 +457,28 @@ class _TierRun:
 
             await self.drive_beside(start, task.cancel)
 
-    async def drive_alone(self, cancel: Callable[[], Any]) -> None:
-        await self.drive_beside(_no_start, cancel)
-
-    async def drive_beside(self, start: Callable[..., Any], cancel: Callable[[], Any]) -> None:
+    async def drive_beside(
+        self, start: Callable[..., Any], cancel: Callable[[], Any] | None
+    ) -> None:
         """Start the rest of the tier with ``start``, then drive the suspended receiver
-        to its end. ``cancel`` cancels this task (asyncio) or the scope around the tier
-        (trio)."""
+        to its end. ``cancel`` cancels this task (asyncio) or a scope around the tier
+        (trio); ``None`` where no scope was opened because no failure can be raised
+        (the collect policy)."""
         try:
             self._start_rest(start)
-        except Exception:
+        except BaseException:
             # A sync receiver failed under the raise policy: the suspended receiver is
             # on this task, so no group will cancel it for us.
             await self._abort(cancel)
             raise
-        await self._drive()
+        await self.drive()
 
-    async def _abort(self, cancel: Callable[[], Any]) -> None:
+    async def _abort(self, cancel: Callable[[], Any] | None) -> None:
+        if cancel is None:
+            # Only a BaseException can get here (collect policy, trio, no scope): close
+            # the suspended receiver so its finally blocks run, then let it propagate.
+            self.drv.close()
+            return
         task = asyncio.current_task() if not on_trio() else None
         cancel()
         try:
@@ -455,7 +490,9 @@ class _TierRun:
             elif exc.__class__.__name__ != "Cancelled":
                 raise
 
-    async def _drive(self) -> None:
+    async def drive(self) -> None:
+        """Drive the suspended receiver (and, if nothing was taken from it, the rest of
+        the inline phase) to its end on this task."""
         try:
             await _resume(self.drv, self.pending, self.run)
         except Exception as exc:
@@ -498,19 +535,25 @@ class _TierRun:
         if self.at < 0:
             return
         send = self.send
+        seconds = timeout or 0.0
         if len(send.results) == self.at:
-            # The suspended receiver never finished: the deadline cut it off.
-            current = self.rest[0][0] - 1 if self.rest else len(self.tier) - 1
-            receiver = self.tier[current][0]()
-            if receiver is not None:
-                send.results.append(
-                    (receiver, _expired(send.signal, receiver, timeout or 0.0, log=True))
-                )
+            # The suspended receiver never finished: the deadline cut it off, and with it
+            # whatever the inline phase kept and had not reached (never more than sync
+            # receivers, which cannot be interrupted once called).
+            kept = list(self.it)
+            following = self.rest or kept
+            current = following[0][0] - 1 if following else len(self.tier) - 1
+            for _, (get, _, _) in [(current, self.tier[current]), *kept]:
+                receiver = get()
+                if receiver is not None:
+                    send.results.append(
+                        (receiver, _expired(send.signal, receiver, seconds, log=True))
+                    )
         for receiver, value in zip(self.receivers, self.slots, strict=True):
             if receiver is None:
                 continue
             if value is _PENDING:
-                value = _expired(send.signal, receiver, timeout or 0.0, log=True)
+                value = _expired(send.signal, receiver, seconds, log=True)
             send.results.append((receiver, value))
 
 
@@ -534,7 +577,7 @@ async def resume_asyncio(
     context's run, the shared iterator)``."""
     send = _Send(signal, sender, kwargs, collect)
     send.results = results
-    first = _TierRun(send, plan.tiers[0])
+    first = _TierRun(send, plan.tiers[0], plan.async_counts[0])
     first.adopt(*inline)
     return await send.run_asyncio(plan, send_timeout, started, first)
 
