@@ -36,7 +36,7 @@ def _timed(send: Send, sender: Any) -> Callable[[int], Awaitable[float]]:
         t0 = perf_counter()
         for _ in range(loops):
             await send(sender)
-        return perf_counter() - t0
+        return float(perf_counter() - t0)
 
     return run
 
@@ -48,7 +48,7 @@ def _timed_timeout(send: Send, sender: Any) -> Callable[[int], Awaitable[float]]
         t0 = perf_counter()
         for _ in range(loops):
             await send(sender, _timeout=TIMEOUT)
-        return perf_counter() - t0
+        return float(perf_counter() - t0)
 
     return run
 
@@ -58,7 +58,7 @@ def _timed_collect(send: Send, sender: Any) -> Callable[[int], Awaitable[float]]
         t0 = perf_counter()
         for _ in range(loops):
             await send(sender, _errors="collect")
-        return perf_counter() - t0
+        return float(perf_counter() - t0)
 
     return run
 
@@ -70,7 +70,7 @@ def _timed_sleep(
         t0 = perf_counter()
         for _ in range(loops):
             await sleep(seconds)
-        return perf_counter() - t0
+        return float(perf_counter() - t0)
 
     return run
 

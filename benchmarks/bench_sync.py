@@ -21,7 +21,7 @@ def _timed(send: Callable[[Any], Any], sender: Any) -> Callable[[int], float]:
         t0 = perf_counter()
         for _ in range(loops):
             send(sender)
-        return perf_counter() - t0
+        return float(perf_counter() - t0)
 
     return run
 
@@ -46,7 +46,7 @@ def _cells(group: list[Series]) -> dict[str, float | None]:
 def run(cfg: Config) -> tuple[list[Row], list[Series]]:
     sender = _libs.App()
     other = _libs.App()
-    groups = {n: _group(f"N={n}", n, None, sender) for n in NS}
+    groups: dict[int | str, list[Series]] = {n: _group(f"N={n}", n, None, sender) for n in NS}
     groups["other"] = _group(f"N=0 ({OTHERS} other)", OTHERS, other, sender)
     measure(list(groups.values()), cfg)
 
