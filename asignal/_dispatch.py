@@ -47,6 +47,7 @@ __all__ = [
     "logger",
     "on_trio",
     "resume_asyncio",
+    "single",
 ]
 
 #: Receivers' exceptions under ``_errors="collect"`` are logged here.
@@ -89,6 +90,7 @@ class Plan:
         "has_async",
         "has_sync",
         "simple",
+        "single",
         "tiers",
         "timed",
     )
@@ -110,6 +112,8 @@ class Plan:
         self.timed = any(r.timeout is not None for r in records)
         #: One tier, no per-receiver timeouts: ``send_async`` may start it inline.
         self.simple = len(tiers) == 1 and not self.timed
+        #: Just one receiver, a coroutine one, without a timeout of its own.
+        self.single = self.simple and len(records) == 1 and records[0].is_async
 
 
 # --- helpers shared by every path -----------------------------------------------------------
@@ -168,9 +172,10 @@ def on_trio() -> bool:
 
 
 @types.coroutine
-def _resume(coro: Any, pending: Any, run: Callable[..., Any]) -> Generator[Any, Any, None]:
+def _resume(coro: Any, pending: Any, run: Callable[..., Any]) -> Generator[Any, Any, Any]:
     """Drive ``coro``, already started and suspended with ``pending`` yielded, to its end
-    from the current task, stepping it in its own context with ``run``."""
+    from the current task, stepping it in its own context with ``run``; return its
+    value."""
     while True:
         try:
             sent = yield pending
@@ -180,13 +185,13 @@ def _resume(coro: Any, pending: Any, run: Callable[..., Any]) -> Generator[Any, 
         except BaseException as exc:  # cancellation and errors thrown in by the loop
             try:
                 pending = run(coro.throw, exc)
-            except StopIteration:
-                return
+            except StopIteration as stop:
+                return stop.value
         else:
             try:
                 pending = run(coro.send, sent)
-            except StopIteration:
-                return
+            except StopIteration as stop:
+                return stop.value
 
 
 async def inline(
@@ -559,6 +564,55 @@ class _TierRun:
 
 def _no_start(*args: Any) -> None:  # pragma: no cover - only reached with async receivers
     raise AssertionError("no async receiver left to start")
+
+
+async def single(
+    signal: Signal,
+    plan: Plan,
+    sender: Any,
+    kwargs: dict[str, Any],
+    collect: bool,
+    send_timeout: float | None,
+) -> list[Result]:
+    """A tier of one coroutine receiver: nothing can run beside it, so it needs no
+    inline driver, no task group and no nursery; it runs on the sender's task, in a copy
+    of its context. (On trio a send timeout takes the general path instead: its scope
+    must be open before the receiver starts.)"""
+    receiver = plan.getters[0]()
+    if receiver is None:
+        return []
+    deadline = asyncio.get_running_loop().time() + send_timeout if send_timeout is not None else 0.0
+    run = contextvars.copy_context().run
+    try:
+        coro = receiver(sender, **kwargs) if kwargs else receiver(sender)
+        pending = run(coro.send, None)
+    except StopIteration as stop:
+        return [(receiver, stop.value)]
+    except Exception as exc:
+        if not collect:
+            raise
+        return [(receiver, _collected(signal, receiver, exc))]
+    timer: asyncio.Timeout | None = None
+    try:
+        if send_timeout is None:
+            value = await _resume(coro, pending, run)
+        else:
+            async with asyncio.timeout_at(deadline) as timer:
+                value = await _resume(coro, pending, run)
+    except TimeoutError as exc:
+        if timer is None or not timer.expired():
+            if not collect:
+                raise  # the receiver's own TimeoutError
+            value = _collected(signal, receiver, exc)
+        elif collect:
+            value = _expired(signal, receiver, send_timeout or 0.0, log=True)
+        else:
+            raise _send_expired(signal, send_timeout or 0.0) from None
+    except Exception as exc:
+        if not collect:
+            raise
+        value = _collected(signal, receiver, exc)
+    return [(receiver, value)]
 
 
 async def resume_asyncio(

@@ -30,6 +30,7 @@ from ._dispatch import (
     dispatch,
     inline,
     resume_asyncio,
+    single,
 )
 from ._receivers import (
     ANY,
@@ -49,6 +50,8 @@ __all__ = ["ANY", "NamedSignal", "Namespace", "Signal", "default_namespace", "si
 F = TypeVar("F", bound=Callable[..., Any])
 
 _EMPTY_PLAN = Plan([])
+_SECONDS = frozenset({int, float})
+_INF = float("inf")
 
 
 class _SenderMethodRef(weakref.WeakMethod):  # type: ignore[type-arg]
@@ -120,6 +123,9 @@ class Signal:
         self._by_sender: dict[Hashable, dict[Hashable, None]] = {}
         self._weak_senders: dict[Hashable, _SenderRef | _SenderMethodRef] = {}
         self._plans: dict[Hashable, Plan] = {}
+        # The plan of every sender while nobody is connected to a specific sender: sends
+        # then skip computing their sender's key.
+        self._any_only: Plan | None = None
         self._lock = threading.RLock()
         self._seq = 0
         # Weak-reference callbacks hold the signal weakly: a record must not keep its
@@ -197,7 +203,7 @@ class Signal:
                     self._weak_senders[key] = ref_type(sender, self._sender_collected, key)
                 except TypeError:
                     pass  # values and other objects that cannot be weakly referenced
-            self._plans = {}
+            self._invalidate()
         if "receiver_connected" in self.__dict__ and self.receiver_connected.receivers:
             try:
                 self.receiver_connected.send(self, receiver=receiver, sender=sender, weak=weak)
@@ -288,7 +294,7 @@ class Signal:
             record.senders = remaining
         elif self.receivers.get(rid) is record:
             del self.receivers[rid]
-        self._plans = {}
+        self._invalidate()
 
     def _forget(self, record: Record) -> None:
         with self._lock:
@@ -305,11 +311,14 @@ class Signal:
                 record = self.receivers.get(rid)
                 if record is not None:
                     self._remove(record, (ref.key,))
-            self._plans = {}
+            self._invalidate()
 
     # --- looking up -----------------------------------------------------------------------
 
     def _plan(self, sender: Any) -> Plan:
+        plan = self._any_only
+        if plan is not None:
+            return plan
         key = id(sender) if type(sender) not in KEYED_SPECIALLY else sender_key(sender)
         plans = self._plans
         plan = plans.get(key)
@@ -320,6 +329,12 @@ class Signal:
             if plan is None:
                 plan = self._resolve(key)
         return plan
+
+    def _invalidate(self) -> None:
+        # Called with the lock held, after every change. Replacing the dict (never
+        # clearing it) keeps each send's snapshot consistent without a lock.
+        self._plans = {}
+        self._any_only = None
 
     def _resolve(self, key: Hashable) -> Plan:
         with self._lock:
@@ -334,6 +349,8 @@ class Signal:
                 records = [self.receivers[rid] for rid in ids if rid in self.receivers]
                 plan = Plan(records) if records else _EMPTY_PLAN
                 self._plans[key] = plan
+            if key is ANY_KEY and len(self._by_sender) == (ANY_KEY in self._by_sender):
+                self._any_only = plan
             return plan
 
     def receivers_for(self, sender: Any) -> Generator[Callable[..., Any], None, None]:
@@ -378,23 +395,18 @@ class Signal:
         """
         if self.is_muted or not self.receivers:
             return []
-        key = id(sender) if type(sender) not in KEYED_SPECIALLY else sender_key(sender)
-        plans = self._plans
-        plan = plans.get(key)
+        plan = self._any_only
         if plan is None:
-            plan = plans.get(ANY_KEY) if key not in self._by_sender else None
-            if plan is None:
-                plan = self._resolve(key)
+            plan = self._plan(sender)
+            if not plan.getters:
+                return []
         if plan.has_async:
             return self._send_wrapped(plan, sender, _async_wrapper, kwargs)
-        # Dereference first, then call: comprehensions are the fastest loops CPython has,
-        # and the send works on one snapshot of live receivers.
-        receivers = [get() for get in plan.getters]
-        if None in receivers:
-            receivers = [r for r in receivers if r is not None]
+        # A comprehension is the fastest loop CPython has; the walrus dereferences each
+        # weak receiver once and skips the collected ones.
         if kwargs:
-            return [(r, r(sender, **kwargs)) for r in receivers]
-        return [(r, r(sender)) for r in receivers]
+            return [(r, r(sender, **kwargs)) for get in plan.getters if (r := get()) is not None]
+        return [(r, r(sender)) for get in plan.getters if (r := get()) is not None]
 
     def _send_wrapped(
         self,
@@ -469,7 +481,8 @@ class Signal:
         Cancelling the sender cancels every running receiver and propagates; so do
         ``BaseException``\\ s that are not ``Exception``\\ s, under either policy.
         """
-        if _timeout is not None:
+        if _timeout is not None and not (type(_timeout) in _SECONDS and 0 <= _timeout < _INF):
+            # Not a plain finite number of seconds: let the full check explain or adjust.
             _timeout = check_timeout(_timeout, "_timeout")
         if _receiver_timeout is not None:
             _receiver_timeout = check_timeout(_receiver_timeout, "_receiver_timeout")
@@ -478,16 +491,23 @@ class Signal:
         collect = _errors != "raise" and check_errors(_errors) == "collect"
         if self.is_muted or not self.receivers:
             return []
-        # As _plan(), inlined: this is the hot path.
-        key = id(sender) if type(sender) not in KEYED_SPECIALLY else sender_key(sender)
-        plans = self._plans
-        plan = plans.get(key)
+        plan = self._any_only
         if plan is None:
-            plan = plans.get(ANY_KEY) if key not in self._by_sender else None
-            if plan is None:
-                plan = self._resolve(key)
-        if not plan.entries:
-            return []
+            plan = self._plan(sender)
+            if not plan.entries:
+                return []
+        if (
+            plan.single
+            and not _sequential
+            and _limit is None
+            and _receiver_timeout is None
+            and (
+                _timeout is None
+                or (sn := sys.modules.get("sniffio")) is None
+                or sn.thread_local.name != "trio"
+            )
+        ):
+            return await single(self, plan, sender, kwargs, collect, _timeout)
         if (
             plan.simple
             and not _sequential

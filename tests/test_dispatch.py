@@ -646,3 +646,70 @@ async def test_receivers_may_open_their_own_cancel_scopes_across_suspension() ->
             for receiver in wrapped_now:
                 sig2.connect(receiver, weak=False)
             assert [v for _, v in await sig2.send_async(**options)] == list(range(n))
+
+
+# --- one coroutine receiver (its own path: no driver, no group) --------------------------------
+
+
+async def test_single_receiver_timeout_raises_and_cancels_it() -> None:
+    sig = Signal()
+    hanging = Hanging()
+    sig.connect(hanging, weak=False)
+    with anyio.fail_after(DEADLOCK), pytest.raises(TimeoutError, match=r"timed out after"):
+        await sig.send_async(_timeout=0.05)
+    assert hanging.cancelled
+
+
+async def test_single_receiver_timeout_collects() -> None:
+    sig = Signal()
+    hanging = Hanging()
+    sig.connect(hanging, weak=False)
+    with anyio.fail_after(DEADLOCK):
+        [(receiver, value)] = await sig.send_async(_timeout=0.05, _errors="collect")
+    assert receiver is hanging
+    assert isinstance(value, TimeoutError)
+    assert hanging.cancelled
+
+
+async def test_single_receivers_own_timeout_error_is_not_the_sends() -> None:
+    sig = Signal()
+    own = TimeoutError("the receiver's own")
+
+    async def gives_up(sender: Any) -> None:
+        await anyio.lowlevel.checkpoint()
+        raise own
+
+    sig.connect(gives_up)
+    with pytest.raises(TimeoutError) as caught:
+        await sig.send_async(_timeout=30)
+    assert caught.value is own
+    assert await sig.send_async(_timeout=30, _errors="collect") == [(gives_up, own)]
+
+
+@pytest.mark.parametrize("suspends", [True, False])
+async def test_single_receiver_errors(suspends: bool) -> None:
+    sig = Signal()
+    error = Boom("single")
+
+    async def failing(sender: Any, **kwargs: Any) -> None:
+        if suspends:
+            await anyio.lowlevel.checkpoint()
+        raise error
+
+    sig.connect(failing)
+    with pytest.raises(Boom) as caught:
+        await sig.send_async(x=1)
+    assert caught.value is error
+    assert await sig.send_async(_errors="collect", x=1) == [(failing, error)]
+
+
+async def test_single_receiver_is_cancelled_with_its_sender() -> None:
+    sig = Signal()
+    hanging = Hanging()
+    sig.connect(hanging, weak=False)
+    with anyio.fail_after(DEADLOCK):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sig.send_async)
+            await hanging.started.wait()
+            tg.cancel_scope.cancel()
+    assert hanging.cancelled
