@@ -27,6 +27,7 @@ import logging
 import sys
 import types
 from collections.abc import Awaitable, Callable, Generator, Iterator
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 import anyio
@@ -290,11 +291,12 @@ class _Send:
         first: _TierRun | None = None,
     ) -> list[Result]:
         """Run every tier on asyncio. ``first``: the first tier, already past its inline
-        phase (begun by :func:`resume_asyncio`) at loop time ``started``."""
+        phase (begun by :func:`resume_asyncio`) at ``started`` on ``time.monotonic``."""
         timeout = send_timeout
         loop = asyncio.get_running_loop()
         if timeout is not None:
-            self.deadline = (started if started is not None else loop.time()) + timeout
+            elapsed = monotonic() - started if started is not None else 0.0
+            self.deadline = loop.time() + timeout - elapsed
         for tier, async_count in zip(plan.tiers, plan.async_counts, strict=True):
             if first is not None:
                 run, first = first, None
@@ -581,7 +583,7 @@ async def single(
     receiver = plan.getters[0]()
     if receiver is None:
         return []
-    deadline = asyncio.get_running_loop().time() + send_timeout if send_timeout is not None else 0.0
+    started = monotonic() if send_timeout is not None else 0.0
     run = contextvars.copy_context().run
     try:
         coro = receiver(sender, **kwargs) if kwargs else receiver(sender)
@@ -597,6 +599,8 @@ async def single(
         if send_timeout is None:
             value = await _resume(coro, pending, run)
         else:
+            # Placed on the loop's clock only now that the receiver has suspended.
+            deadline = asyncio.get_running_loop().time() + send_timeout - (monotonic() - started)
             async with asyncio.timeout_at(deadline) as timer:
                 value = await _resume(coro, pending, run)
     except TimeoutError as exc:

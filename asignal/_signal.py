@@ -11,7 +11,6 @@ one consistent snapshot.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import threading
 import weakref
@@ -19,6 +18,7 @@ from collections.abc import Awaitable, Callable, Generator, Hashable
 from contextlib import contextmanager
 from contextvars import copy_context
 from functools import cached_property
+from time import monotonic
 from types import MethodType
 from typing import Any, TypeVar
 
@@ -475,12 +475,16 @@ class Signal:
         :returns: ``[(receiver, value), ...]`` in dispatch order, whatever order the
             receivers finished in.
         :raises ValueError: a negative or NaN timeout, ``_limit < 1`` or an unknown
-            ``_errors``, before any receiver runs.
+            ``_errors``, before any receiver runs (options are checked when a receiver
+            is connected, so a send nobody listens to costs no checks).
         :raises TypeError: more than one positional argument.
 
         Cancelling the sender cancels every running receiver and propagates; so do
         ``BaseException``\\ s that are not ``Exception``\\ s, under either policy.
         """
+        if self.is_muted or not self.receivers:
+            return []
+        # Options are checked whenever a receiver would run, before any does.
         if _timeout is not None and not (type(_timeout) in _SECONDS and 0 <= _timeout < _INF):
             # Not a plain finite number of seconds: let the full check explain or adjust.
             _timeout = check_timeout(_timeout, "_timeout")
@@ -489,8 +493,6 @@ class Signal:
         if _limit is not None:
             _limit = check_limit(_limit)
         collect = _errors != "raise" and check_errors(_errors) == "collect"
-        if self.is_muted or not self.receivers:
-            return []
         plan = self._any_only
         if plan is None:
             plan = self._plan(sender)
@@ -519,7 +521,9 @@ class Signal:
         ):
             # The common case, on asyncio: run the receivers inline, right here, until
             # one suspends; only then build the machinery to run the rest beside it.
-            started = asyncio.get_running_loop().time() if _timeout is not None else None
+            # The monotonic clock, not the loop's: reading it is cheaper, and the deadline
+            # is only placed on the loop's clock if something suspends.
+            started = monotonic() if _timeout is not None else None
             results: list[tuple[Callable[..., Any], Any]] = []
             it = enumerate(plan.entries)
             drv = inline(self, it, sender, kwargs, results, collect)
