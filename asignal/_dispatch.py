@@ -338,31 +338,30 @@ class _Send:
                 continue
             run = _TierRun(self, tier, async_count)
             # trio's cancel scopes nest strictly, and a receiver may open its own during
-            # its first step: the deadline's scope and the nursery must both be open
-            # before any receiver of the tier starts.
-            # A scope costs a few microseconds; open one only if something may need it.
+            # its first step: a scope of ours must be open before any receiver starts.
+            # It is needed for a deadline, and under the raise policy to cancel the
+            # receiver left on this task when another fails; otherwise nothing opens.
             scope = (
                 trio.CancelScope(deadline=self.deadline)
-                if timeout is not None or (async_count < 2 and not self.collect)
+                if timeout is not None or not self.collect
                 else None
             )
-            with scope if scope is not None else contextlib.nullcontext():
-                try:
-                    if async_count < 2:
-                        # Nothing could run beside a suspended receiver but sync ones,
-                        # which need no nursery.
-                        if run.begin():
-                            await run.drive_beside(
-                                _no_start, scope.cancel if scope is not None else None
-                            )
-                    else:
-                        async with trio.open_nursery() as nursery:
-                            if run.begin():
-                                await run.drive_beside(
-                                    nursery.start_soon, nursery.cancel_scope.cancel
-                                )
-                except BaseExceptionGroup as group:
-                    self._reraise(group)
+            cancel = scope.cancel if scope is not None else None
+            try:
+                with scope if scope is not None else contextlib.nullcontext():
+                    if run.begin():
+                        if async_count < 2:
+                            # Nothing but sync receivers can run beside the suspended one.
+                            await run.drive_beside(_no_start, cancel)
+                        else:
+                            await _TrioChildren(cancel).run(run)
+            except Exception:
+                if len(self.failures) > 1:
+                    _raise_failures(self.signal, self.failures)
+                raise
+            if self.failures:
+                # Failed children while the receiver on this task was cancelled.
+                _raise_failures(self.signal, self.failures)
             if scope is not None and scope.cancelled_caught and not self.collect:
                 raise _send_expired(self.signal, timeout or 0.0)
             run.finish(timeout)
@@ -388,6 +387,87 @@ class _Send:
                 self.results.append((receiver, _expired(self.signal, receiver, timeout, log=True)))
 
 
+class _TrioChildren:
+    """The receivers a hand-off starts on trio, without a nursery.
+
+    An empty nursery still costs a trip through trio's scheduler when it closes, and it
+    would have to be opened before every send's first receiver (see :meth:`run_trio`),
+    suspending or not. Instead the receivers that must run beside the suspended one are
+    started only at the hand-off, as system tasks, each under a cancel scope of its own,
+    and the send keeps a nursery's promises itself: it waits for every child before it
+    returns or raises (shielded, when it is unwinding), a failing child cancels its
+    siblings and the sender's scope, and a cancelled or expired sender cancels them all.
+    """
+
+    __slots__ = ("cancel_sender", "done", "fatal", "pending", "scopes")
+
+    def __init__(self, cancel_sender: Callable[[], Any] | None) -> None:
+        import trio
+
+        self.cancel_sender = cancel_sender
+        self.pending = 0
+        self.done = trio.Event()
+        self.scopes: list[Any] = []
+        self.fatal: BaseException | None = None
+
+    def start(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        import trio
+
+        scope = trio.CancelScope()
+        self.scopes.append(scope)
+        self.pending += 1
+        # Each child runs in a copy of the sender's context, as a spawned task would.
+        trio.lowlevel.spawn_system_task(
+            self._child, scope, fn, args, context=contextvars.copy_context()
+        )
+
+    async def _child(
+        self, scope: Any, fn: Callable[..., Awaitable[None]], args: tuple[Any, ...]
+    ) -> None:
+        import trio
+
+        try:
+            with scope:
+                await fn(*args)
+        except BaseException as exc:
+            # A system task must not raise: keep what is not our own cancellation for
+            # the sender, and stop everything else, as a nursery would.
+            if isinstance(exc, Exception):
+                pass  # a receiver's failure: _spawned has recorded it
+            elif not isinstance(exc, trio.Cancelled):
+                self.fatal = self.fatal or exc
+            self.cancel_all()
+            if self.cancel_sender is not None:
+                self.cancel_sender()
+        finally:
+            self.pending -= 1
+            if not self.pending:
+                self.done.set()
+
+    def cancel_all(self) -> None:
+        for scope in self.scopes:
+            scope.cancel()
+
+    async def wait(self) -> None:
+        if self.pending:
+            await self.done.wait()
+
+    async def run(self, tier: _TierRun) -> None:
+        import trio
+
+        try:
+            await tier.drive_beside(self.start, self.cancel_sender)
+            await self.wait()
+        except BaseException:
+            self.cancel_all()
+            with trio.CancelScope(shield=True):
+                await self.wait()
+            raise
+        finally:
+            if self.fatal is not None:
+                raise self.fatal
+
+
 class _TierRun:
     """One tier of equal-priority receivers: the inline phase, then, if a receiver
     suspended, the hand-off of the rest."""
@@ -395,6 +475,7 @@ class _TierRun:
     __slots__ = (
         "async_count",
         "at",
+        "current",
         "drv",
         "it",
         "pending",
@@ -447,6 +528,8 @@ class _TierRun:
         self.it = it
         self.rest = list(it)  # drains the iterator: the inline loop ends after this one
         self.at = len(self.send.results)
+        # The suspended receiver's index in the tier: just before the first one taken.
+        self.current = self.rest[0][0] - 1 if self.rest else len(self.tier) - 1
         self.slots: list[Any] = [_PENDING] * len(self.tier)
         self.receivers: list[Any] = [None] * len(self.tier)
 
@@ -503,7 +586,7 @@ class _TierRun:
         try:
             await _resume(self.drv, self.pending, self.run)
         except Exception as exc:
-            self.send.failures.append((self.at, exc))
+            self.send.failures.append((self.current, exc))
             raise
 
     def _start_rest(self, start: Callable[..., Any]) -> None:
@@ -548,9 +631,7 @@ class _TierRun:
             # whatever the inline phase kept and had not reached (never more than sync
             # receivers, which cannot be interrupted once called).
             kept = list(self.it)
-            following = self.rest or kept
-            current = following[0][0] - 1 if following else len(self.tier) - 1
-            for _, (get, _, _) in [(current, self.tier[current]), *kept]:
+            for _, (get, _, _) in [(self.current, self.tier[self.current]), *kept]:
                 receiver = get()
                 if receiver is not None:
                     send.results.append(
