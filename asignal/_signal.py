@@ -402,6 +402,13 @@ class Signal:
                 return []
         if plan.has_async:
             return self._send_wrapped(plan, sender, _async_wrapper, kwargs)
+        getters = plan.getters
+        if len(getters) == 1:
+            # One receiver is common (a logger, a test's recorder): no loop at all.
+            receiver = getters[0]()
+            if receiver is None:
+                return []
+            return [(receiver, receiver(sender, **kwargs) if kwargs else receiver(sender))]
         # A comprehension is the fastest loop CPython has; the walrus dereferences each
         # weak receiver once and skips the collected ones.
         if kwargs:
