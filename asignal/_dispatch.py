@@ -45,6 +45,7 @@ __all__ = [
     "check_timeout",
     "dispatch",
     "inline",
+    "label",
     "logger",
     "on_trio",
     "resume_asyncio",
@@ -120,7 +121,8 @@ class Plan:
 # --- helpers shared by every path -----------------------------------------------------------
 
 
-def _label(signal: Signal) -> str:
+def label(signal: Signal) -> str:
+    """How messages name a signal: its name if it has one, else its repr."""
     name = getattr(signal, "name", None)
     return repr(name) if name is not None else repr(signal)
 
@@ -129,7 +131,7 @@ def _collected(signal: Signal, receiver: Any, exc: Exception) -> Exception:
     logger.error(
         "receiver %s of signal %s raised %s",
         describe(receiver),
-        _label(signal),
+        label(signal),
         type(exc).__name__,
         exc_info=exc,
     )
@@ -138,7 +140,7 @@ def _collected(signal: Signal, receiver: Any, exc: Exception) -> Exception:
 
 def _expired(signal: Signal, receiver: Any, seconds: float, *, log: bool) -> TimeoutError:
     exc = TimeoutError(
-        f"receiver {describe(receiver)} of signal {_label(signal)} did not finish "
+        f"receiver {describe(receiver)} of signal {label(signal)} did not finish "
         f"within {seconds:g} s"
     )
     if log:
@@ -147,7 +149,7 @@ def _expired(signal: Signal, receiver: Any, seconds: float, *, log: bool) -> Tim
 
 
 def _send_expired(signal: Signal, seconds: float) -> TimeoutError:
-    return TimeoutError(f"send_async of signal {_label(signal)} timed out after {seconds:g} s")
+    return TimeoutError(f"send_async of signal {label(signal)} timed out after {seconds:g} s")
 
 
 def _raise_failures(signal: Signal, failures: list[tuple[int, BaseException]]) -> None:
@@ -161,7 +163,7 @@ def _raise_failures(signal: Signal, failures: list[tuple[int, BaseException]]) -
             raise exc
         finally:
             del exc, excs
-    raise BaseExceptionGroup(f"{len(excs)} receivers of signal {_label(signal)} raised", excs)
+    raise BaseExceptionGroup(f"{len(excs)} receivers of signal {label(signal)} raised", excs)
 
 
 def on_trio() -> bool:
@@ -280,7 +282,7 @@ class _Send:
     async def run_inline(self, plan: Plan) -> list[Result]:
         """Only sync receivers: nothing can suspend, on any backend."""
         for tier in plan.tiers:
-            _TierRun(self, tier, 0).begin()
+            _TierRun(self, tier).begin()
         return self.results
 
     async def run_asyncio(
@@ -297,7 +299,7 @@ class _Send:
         if timeout is not None:
             elapsed = monotonic() - started if started is not None else 0.0
             self.deadline = loop.time() + timeout - elapsed
-        for tier, async_count in zip(plan.tiers, plan.async_counts, strict=True):
+        for tier in plan.tiers:
             if first is not None:
                 run, first = first, None
                 suspended = True
@@ -305,7 +307,7 @@ class _Send:
                 self._expire_unstarted(tier, timeout)
                 continue
             else:
-                run = _TierRun(self, tier, async_count)
+                run = _TierRun(self, tier)
                 suspended = False
             try:
                 if suspended or run.begin():
@@ -336,7 +338,7 @@ class _Send:
             if timeout is not None and trio.current_time() >= self.deadline:
                 self._expire_unstarted(tier, timeout)
                 continue
-            run = _TierRun(self, tier, async_count)
+            run = _TierRun(self, tier)
             # trio's cancel scopes nest strictly, and a receiver may open its own during
             # its first step: a scope of ours must be open before any receiver starts.
             # It is needed for a deadline, and under the raise policy to cancel the
@@ -368,7 +370,7 @@ class _Send:
         return self.results
 
     def _reraise(self, group: BaseExceptionGroup[BaseException]) -> None:
-        """A task group or nursery gathered failures: give them back in dispatch order,
+        """An ``asyncio.TaskGroup`` gathered failures: give them back in dispatch order,
         one as itself. Anything that is not an ``Exception`` (cancellation) goes on as
         the group did."""
         if group.subgroup(lambda e: not isinstance(e, Exception)) is None:
@@ -473,11 +475,9 @@ class _TierRun:
     suspended, the hand-off of the rest."""
 
     __slots__ = (
-        "async_count",
         "at",
         "current",
         "drv",
-        "it",
         "pending",
         "receivers",
         "rest",
@@ -487,10 +487,9 @@ class _TierRun:
         "tier",
     )
 
-    def __init__(self, send: _Send, tier: tuple[Entry, ...], async_count: int) -> None:
+    def __init__(self, send: _Send, tier: tuple[Entry, ...]) -> None:
         self.send = send
         self.tier = tier
-        self.async_count = async_count
         self.rest: list[tuple[int, Entry]] = []
         self.at = -1
 
@@ -525,7 +524,6 @@ class _TierRun:
         self.drv = drv
         self.pending = pending
         self.run = run
-        self.it = it
         self.rest = list(it)  # drains the iterator: the inline loop ends after this one
         self.at = len(self.send.results)
         # The suspended receiver's index in the tier: just before the first one taken.
@@ -539,7 +537,6 @@ class _TierRun:
         if not any(is_async for _, (_, is_async, _) in self.rest):
             await self.drive_beside(_no_start, task.cancel)
             return
-        assert task is not None
         async with asyncio.TaskGroup() as tg:
 
             def start(fn: Callable[..., Any], *args: Any) -> None:
@@ -569,20 +566,23 @@ class _TierRun:
             # the suspended receiver so its finally blocks run, then let it propagate.
             self.drv.close()
             return
-        task = asyncio.current_task() if not on_trio() else None
+        trio = on_trio()
+        task = None if trio else asyncio.current_task()
         cancel()
         try:
             await _resume(self.drv, self.pending, self.run)
         except BaseException as exc:
-            if task is not None:
-                if not isinstance(exc, asyncio.CancelledError) or task.uncancel() > 0:
+            # Swallow only the cancellation just requested; anything else goes on.
+            if trio:
+                import trio as trio_module
+
+                if not isinstance(exc, trio_module.Cancelled):
                     raise
-            elif exc.__class__.__name__ != "Cancelled":
+            elif task is None or not isinstance(exc, asyncio.CancelledError) or task.uncancel() > 0:
                 raise
 
     async def drive(self) -> None:
-        """Drive the suspended receiver (and, if nothing was taken from it, the rest of
-        the inline phase) to its end on this task."""
+        """Drive the suspended receiver to its end on this task."""
         try:
             await _resume(self.drv, self.pending, self.run)
         except Exception as exc:
@@ -627,16 +627,10 @@ class _TierRun:
         send = self.send
         seconds = timeout or 0.0
         if len(send.results) == self.at:
-            # The suspended receiver never finished: the deadline cut it off, and with it
-            # whatever the inline phase kept and had not reached (never more than sync
-            # receivers, which cannot be interrupted once called).
-            kept = list(self.it)
-            for _, (get, _, _) in [(self.current, self.tier[self.current]), *kept]:
-                receiver = get()
-                if receiver is not None:
-                    send.results.append(
-                        (receiver, _expired(send.signal, receiver, seconds, log=True))
-                    )
+            # The suspended receiver never finished: the deadline cut it off.
+            receiver = self.tier[self.current][0]()
+            if receiver is not None:
+                send.results.append((receiver, _expired(send.signal, receiver, seconds, log=True)))
         for receiver, value in zip(self.receivers, self.slots, strict=True):
             if receiver is None:
                 continue
@@ -716,7 +710,7 @@ async def resume_asyncio(
     context's run, the shared iterator)``."""
     send = _Send(signal, sender, kwargs, collect)
     send.results = results
-    first = _TierRun(send, plan.tiers[0], plan.async_counts[0])
+    first = _TierRun(send, plan.tiers[0])
     first.adopt(*inline)
     return await send.run_asyncio(plan, send_timeout, started, first)
 

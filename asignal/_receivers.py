@@ -150,62 +150,50 @@ _FIELDS = ("rid", "is_async", "priority", "timeout", "seq", "senders")
 _ANY_ONLY: Final = (ANY_KEY,)
 
 
-class WeakFunctionRecord(weakref.ref):  # type: ignore[type-arg]
+class _Fields:
+    """The fields every record declares in its ``__slots__`` (``_FIELDS``)."""
+
+    __slots__ = ()
+    rid: Hashable
+    is_async: bool
+    priority: float
+    timeout: float | None
+    seq: int
+    senders: tuple[Hashable, ...]
+
+
+class _Weak(_Fields):
+    __slots__ = ()
+
+    @property
+    def get(self) -> Callable[[], Any]:
+        """The record itself: calling a weak reference dereferences it."""
+        return self  # type: ignore[return-value]
+
+
+class WeakFunctionRecord(_Weak, weakref.ref):  # type: ignore[type-arg]
     """A weakly held receiver (a function or callable object); calling it returns the
     receiver, or ``None`` once collected."""
 
     __slots__ = _FIELDS
-    weak: Final = True
-    rid: Hashable
-    is_async: bool
-    priority: float
-    timeout: float | None
-    seq: int
-    senders: tuple[Hashable, ...]
-
-    @property
-    def get(self) -> Callable[[], Any]:
-        return self
 
 
-class WeakMethodRecord(weakref.WeakMethod):  # type: ignore[type-arg]
+class WeakMethodRecord(_Weak, weakref.WeakMethod):  # type: ignore[type-arg]
     """A weakly held bound method; calling it returns a fresh bound method, or ``None``
     once its instance (or function) is collected."""
 
     __slots__ = _FIELDS
-    weak: Final = True
-    rid: Hashable
-    is_async: bool
-    priority: float
-    timeout: float | None
-    seq: int
-    senders: tuple[Hashable, ...]
-
-    @property
-    def get(self) -> Callable[[], Any]:
-        return self
 
 
-class StrongRecord:
+class StrongRecord(_Fields):
     """A strongly held receiver (``weak=False``)."""
 
-    __slots__ = (*_FIELDS, "get", "receiver")
-    weak: Final = False
-    rid: Hashable
-    is_async: bool
-    priority: float
-    timeout: float | None
-    seq: int
-    senders: tuple[Hashable, ...]
+    __slots__ = (*_FIELDS, "get")
 
     def __init__(self, receiver: Any) -> None:
-        self.receiver = receiver
-        # A zero-argument C callable that returns the receiver: the same call shape and
-        # cost as dereferencing a weak record.
+        # A zero-argument C callable that returns the receiver (and holds it): the same
+        # call shape and cost as dereferencing a weak record.
         self.get: Callable[[], Any] = itertools.repeat(receiver).__next__
-
-    def __call__(self) -> Any:
-        return self.receiver
 
 
 Record: TypeAlias = WeakFunctionRecord | WeakMethodRecord | StrongRecord

@@ -29,6 +29,7 @@ from ._dispatch import (
     check_limit,
     dispatch,
     inline,
+    label,
     resume_asyncio,
     single,
 )
@@ -427,7 +428,7 @@ class Signal:
             for receiver, is_async in live:
                 if is_async and receiver is not None:
                     raise RuntimeError(
-                        f"cannot send signal {_name(self)} to coroutine receiver "
+                        f"cannot send signal {label(self)} to coroutine receiver "
                         f"{describe(receiver)} with send(); use 'await send_async()' or "
                         "pass _async_wrapper"
                     )
@@ -505,51 +506,43 @@ class Signal:
             plan = self._plan(sender)
             if not plan.entries:
                 return []
-        if (
-            plan.single
-            and not _sequential
-            and _limit is None
-            and _receiver_timeout is None
-            and (
+        if not _sequential and _limit is None and _receiver_timeout is None:
+            # The fast paths. Each inlines on_trio(): this is the hot path.
+            if plan.single and (
                 _timeout is None
                 or (sn := sys.modules.get("sniffio")) is None
                 or sn.thread_local.name != "trio"
-            )
-        ):
-            return await single(self, plan, sender, kwargs, collect, _timeout)
-        if (
-            plan.simple
-            and not _sequential
-            and _limit is None
-            and _receiver_timeout is None
-            and (_sync_wrapper is None or not plan.has_sync)
-            # on_trio(), inlined.
-            and ((sn := sys.modules.get("sniffio")) is None or sn.thread_local.name != "trio")
-        ):
-            # The common case, on asyncio: run the receivers inline, right here, until
-            # one suspends; only then build the machinery to run the rest beside it.
-            # The monotonic clock, not the loop's: reading it is cheaper, and the deadline
-            # is only placed on the loop's clock if something suspends.
-            started = monotonic() if _timeout is not None else None
-            results: list[tuple[Callable[..., Any], Any]] = []
-            it = enumerate(plan.entries)
-            drv = inline(self, it, sender, kwargs, results, collect)
-            run = copy_context().run
-            try:
-                pending = run(drv.send, None)
-            except StopIteration:
-                return results
-            return await resume_asyncio(
-                self,
-                plan,
-                sender,
-                kwargs,
-                collect,
-                _timeout,
-                started,
-                results,
-                (drv, pending, run, it),
-            )
+            ):
+                return await single(self, plan, sender, kwargs, collect, _timeout)
+            if (
+                plan.simple
+                and (_sync_wrapper is None or not plan.has_sync)
+                and ((sn := sys.modules.get("sniffio")) is None or sn.thread_local.name != "trio")
+            ):
+                # The common case, on asyncio: run the receivers inline, right here, until
+                # one suspends; only then build the machinery to run the rest beside it.
+                # The monotonic clock, not the loop's: reading it is cheaper, and the deadline
+                # is only placed on the loop's clock if something suspends.
+                started = monotonic() if _timeout is not None else None
+                results: list[tuple[Callable[..., Any], Any]] = []
+                it = enumerate(plan.entries)
+                drv = inline(self, it, sender, kwargs, results, collect)
+                run = copy_context().run
+                try:
+                    pending = run(drv.send, None)
+                except StopIteration:
+                    return results
+                return await resume_asyncio(
+                    self,
+                    plan,
+                    sender,
+                    kwargs,
+                    collect,
+                    _timeout,
+                    started,
+                    results,
+                    (drv, pending, run, it),
+                )
         return await dispatch(
             self,
             plan,
@@ -562,11 +555,6 @@ class Signal:
             limit=_limit,
             collect=collect,
         )
-
-
-def _name(sig: Signal) -> str:
-    name = getattr(sig, "name", None)
-    return repr(name) if name is not None else repr(sig)
 
 
 class NamedSignal(Signal):
