@@ -48,7 +48,7 @@ __all__ = [
     "label",
     "logger",
     "on_trio",
-    "resume_asyncio",
+    "resume",
     "single",
 ]
 
@@ -293,7 +293,7 @@ class _Send:
         first: _TierRun | None = None,
     ) -> list[Result]:
         """Run every tier on asyncio. ``first``: the first tier, already past its inline
-        phase (begun by :func:`resume_asyncio`) at ``started`` on ``time.monotonic``."""
+        phase (begun by :func:`resume`) at ``started`` on ``time.monotonic``."""
         timeout = send_timeout
         loop = asyncio.get_running_loop()
         if timeout is not None:
@@ -328,21 +328,31 @@ class _Send:
             run.finish(timeout)
         return self.results
 
-    async def run_trio(self, plan: Plan, send_timeout: float | None) -> list[Result]:
+    async def run_trio(
+        self, plan: Plan, send_timeout: float | None, first: _TierRun | None = None
+    ) -> list[Result]:
+        """Run every tier on trio. ``first``: the first tier, already past its inline
+        phase (begun by :func:`resume`); only without a timeout, under "collect"."""
         timeout = send_timeout
         import trio
 
         if timeout is not None:
             self.deadline = trio.current_time() + timeout
         for tier, async_count in zip(plan.tiers, plan.async_counts, strict=True):
-            if timeout is not None and trio.current_time() >= self.deadline:
+            if first is not None:
+                run, first = first, None
+                suspended = True
+            elif timeout is not None and trio.current_time() >= self.deadline:
                 self._expire_unstarted(tier, timeout)
                 continue
-            run = _TierRun(self, tier)
+            else:
+                run = _TierRun(self, tier)
+                suspended = False
             # trio's cancel scopes nest strictly, and a receiver may open its own during
             # its first step: a scope of ours must be open before any receiver starts.
             # It is needed for a deadline, and under the raise policy to cancel the
-            # receiver left on this task when another fails; otherwise nothing opens.
+            # receiver left on this task when another fails; otherwise nothing opens
+            # (which is why a tier begun elsewhere can only come without either).
             scope = (
                 trio.CancelScope(deadline=self.deadline)
                 if timeout is not None or not self.collect
@@ -351,7 +361,7 @@ class _Send:
             cancel = scope.cancel if scope is not None else None
             try:
                 with scope if scope is not None else contextlib.nullcontext():
-                    if run.begin():
+                    if suspended or run.begin():
                         if async_count < 2:
                             # Nothing but sync receivers can run beside the suspended one.
                             await run.drive_beside(_no_start, cancel)
@@ -694,7 +704,7 @@ async def single(
     return [(receiver, value)]
 
 
-async def resume_asyncio(
+async def resume(
     signal: Signal,
     plan: Plan,
     sender: Any,
@@ -704,14 +714,18 @@ async def resume_asyncio(
     started: float | None,
     results: list[Result],
     inline: tuple[Any, Any, Callable[..., Any], Iterator[tuple[int, Entry]]],
+    trio: bool,
 ) -> list[Result]:
-    """Carry on a ``send_async`` whose inline phase, started by the caller on asyncio,
-    hit a receiver that suspended. ``inline`` is ``(coroutine, its pending yield, the
-    context's run, the shared iterator)``."""
+    """Carry on a ``send_async`` whose inline phase, started by the caller, hit a
+    receiver that suspended. ``inline`` is ``(coroutine, its pending yield, the
+    context's run, the shared iterator)``. On trio the caller starts the inline phase
+    only when no scope must enclose it: no ``send_timeout``, the collect policy."""
     send = _Send(signal, sender, kwargs, collect)
     send.results = results
     first = _TierRun(send, plan.tiers[0])
     first.adopt(*inline)
+    if trio:
+        return await send.run_trio(plan, send_timeout, first)
     return await send.run_asyncio(plan, send_timeout, started, first)
 
 

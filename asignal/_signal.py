@@ -30,7 +30,7 @@ from ._dispatch import (
     dispatch,
     inline,
     label,
-    resume_asyncio,
+    resume,
     single,
 )
 from ._receivers import (
@@ -500,27 +500,28 @@ class Signal:
             _receiver_timeout = check_timeout(_receiver_timeout, "_receiver_timeout")
         if _limit is not None:
             _limit = check_limit(_limit)
-        collect = _errors != "raise" and check_errors(_errors) == "collect"
+        collect = _errors == "collect"
+        if not collect and _errors != "raise":
+            check_errors(_errors)
         plan = self._any_only
         if plan is None:
             plan = self._plan(sender)
             if not plan.entries:
                 return []
         if not _sequential and _limit is None and _receiver_timeout is None:
-            # The fast paths. Each inlines on_trio(): this is the hot path.
-            if plan.single and (
-                _timeout is None
-                or (sn := sys.modules.get("sniffio")) is None
-                or sn.thread_local.name != "trio"
-            ):
+            # The fast paths. on_trio() is inlined: this is the hot path.
+            trio = (sn := sys.modules.get("sniffio")) is not None and sn.thread_local.name == "trio"
+            if plan.single and (_timeout is None or not trio):
                 return await single(self, plan, sender, kwargs, collect, _timeout)
             if (
                 plan.simple
                 and (_sync_wrapper is None or not plan.has_sync)
-                and ((sn := sys.modules.get("sniffio")) is None or sn.thread_local.name != "trio")
+                # On trio a deadline, or the raise policy's need to cancel the receiver
+                # left on this task, takes a cancel scope opened before any receiver runs.
+                and (not trio or (collect and _timeout is None))
             ):
-                # The common case, on asyncio: run the receivers inline, right here, until
-                # one suspends; only then build the machinery to run the rest beside it.
+                # The common case: run the receivers inline, right here, until one
+                # suspends; only then build the machinery to run the rest beside it.
                 # The monotonic clock, not the loop's: reading it is cheaper, and the deadline
                 # is only placed on the loop's clock if something suspends.
                 started = monotonic() if _timeout is not None else None
@@ -532,7 +533,7 @@ class Signal:
                     pending = run(drv.send, None)
                 except StopIteration:
                     return results
-                return await resume_asyncio(
+                return await resume(
                     self,
                     plan,
                     sender,
@@ -542,6 +543,7 @@ class Signal:
                     started,
                     results,
                     (drv, pending, run, it),
+                    trio,
                 )
         return await dispatch(
             self,

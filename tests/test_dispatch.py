@@ -469,7 +469,10 @@ async def test_collect_never_swallows_base_exceptions() -> None:
 # --- cancellation ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("options", [{}, {"_timeout": 30}, {"_limit": 2}, {"_sequential": True}])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"_timeout": 30}, {"_errors": "collect"}, {"_limit": 2}, {"_sequential": True}],
+)
 async def test_cancelling_the_sender_cancels_every_receiver(options: dict[str, Any]) -> None:
     sig = Signal()
     receivers = [Hanging() for _ in range(3)]
