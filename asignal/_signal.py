@@ -505,7 +505,9 @@ class Signal:
             check_errors(_errors)
         plan = self._any_only
         if plan is None:
-            plan = self._plan(sender)
+            # _plan(), its cached case inlined.
+            if type(sender) in KEYED_SPECIALLY or (plan := self._plans.get(id(sender))) is None:
+                plan = self._plan(sender)
             if not plan.entries:
                 return []
         if not _sequential and _limit is None and _receiver_timeout is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from .._dispatch import ErrorPolicy, check_errors, check_timeout
@@ -35,7 +36,11 @@ class Emitter:
         adapter can skip building kwargs (or awaiting at all) on the hot path."""
         return signal.has_receivers_for(self.app)
 
-    async def send(self, signal: Signal, /, **kwargs: Any) -> None:
-        """Send ``signal`` with ``sender=app`` and the installed options, if anyone listens."""
-        if signal.has_receivers_for(self.app):
-            await signal.send_async(self.app, _timeout=self.timeout, _errors=self.errors, **kwargs)
+    def send(self, signal: Signal, /, **kwargs: Any) -> Awaitable[list[tuple[Any, Any]]]:
+        """``signal.send_async`` with ``sender=app`` and the installed options: await it.
+
+        A plain function handing back ``send_async``'s coroutine, not a coroutine
+        wrapping it: one frame less on every send of every request. A send that nobody
+        listens to returns at once (``send_async`` checks that itself, as cheaply as
+        :meth:`wants` would)."""
+        return signal.send_async(self.app, _timeout=self.timeout, _errors=self.errors, **kwargs)

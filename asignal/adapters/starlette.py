@@ -228,18 +228,48 @@ class _Listening:
 
 
 class _HTTPConnection:
-    """What the outer middleware and the inner exception hook share about one request."""
+    """One reported request: what the outer middleware and the inner exception hook
+    share, and the ``send`` the application is given while ``http_messages`` is wanted."""
 
-    __slots__ = ("_request", "body_complete", "emitter", "reported", "scope")
+    __slots__ = (
+        "_request",
+        "body_complete",
+        "downstream",
+        "emitter",
+        "listening",
+        "reported",
+        "scope",
+    )
 
-    def __init__(self, emitter: Emitter, scope: Scope) -> None:
+    def __init__(
+        self, emitter: Emitter, scope: Scope, downstream: Send, listening: _Listening
+    ) -> None:
         self.emitter = emitter
         self.scope = scope
+        self.downstream = downstream
+        self.listening = listening
         self._request: Request | None = None
         self.body_complete = False
         # The exception already reported, so the hook inside ServerErrorMiddleware and
         # the outer middleware (or the hooks of nested, installed apps) report it once.
         self.reported: BaseException | None = None
+
+    async def send(self, message: Message) -> None:
+        """Forward ``message``; ``request_finished`` first if it starts the response."""
+        kind = message["type"]
+        if kind == "http.response.start":
+            if self.listening.request_finished:
+                response = ResponseInfo(message["status"], Headers(raw=message.get("headers", [])))
+                await self.emitter.send(
+                    signals.request_finished, request=self.request, response=response
+                )
+        elif (
+            kind in _BODY_MESSAGES and not message.get("more_body", False)
+        ) or kind == "http.response.pathsend":
+            await self.downstream(message)
+            self.body_complete = True
+            return
+        await self.downstream(message)
 
     @property
     def request(self) -> Request:
@@ -364,34 +394,16 @@ class SignalMiddleware:
         self, scope: Scope, receive: Receive, send: Send, listening: _Listening
     ) -> None:
         emitter = self.emitter
-        connection = _HTTPConnection(emitter, scope)
-        scope[_CONNECTION_KEY] = connection
+        connection = _HTTPConnection(emitter, scope, send, listening)
         if listening.appcontext_pushed:
             await emitter.send(signals.appcontext_pushed, request=connection.request)
         if listening.request_started:
             await emitter.send(signals.request_started, request=connection.request)
-
-        async def send_reporting(message: Message) -> None:
-            kind = message["type"]
-            if kind == "http.response.start":
-                if listening.request_finished:
-                    response = ResponseInfo(
-                        message["status"], Headers(raw=message.get("headers", []))
-                    )
-                    await emitter.send(
-                        signals.request_finished, request=connection.request, response=response
-                    )
-            elif (
-                kind in _BODY_MESSAGES and not message.get("more_body", False)
-            ) or kind == "http.response.pathsend":
-                await send(message)
-                connection.body_complete = True
-                return
-            await send(message)
-
+        # For the hook inside ServerErrorMiddleware (and installed apps mounted inside).
+        scope[_CONNECTION_KEY] = connection
         try:
             await self._reporting_app(
-                scope, receive, send_reporting if listening.http_messages else send
+                scope, receive, connection.send if listening.http_messages else send
             )
         except Exception as error:
             # Reported here only if no hook inside ServerErrorMiddleware did it already
@@ -401,6 +413,10 @@ class SignalMiddleware:
             if listening.http_teardown:
                 await self._http_teardown(connection, exc, listening)
             raise
+        finally:
+            # The scope outlives the call (receivers may keep the Request); without the
+            # connection in it, what a request leaves behind holds no reference cycle.
+            del scope[_CONNECTION_KEY]
         # A cancelled connection (server shutdown) emits nothing more: receivers cannot
         # be awaited in a cancelled scope, and shielding them could stall the shutdown.
         if listening.http_teardown:
