@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import blinker
 import quart
 import quart.signals as quart_signals
-from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
 from quart.globals import app_ctx
 
 from .. import signals
@@ -40,13 +39,17 @@ from .._dispatch import ErrorPolicy
 from .._signal import Signal
 from ._common import Emitter
 
+if TYPE_CHECKING:
+    # Quart takes its ASGI types from hypercorn; they are needed for type checking only.
+    from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
+
 __all__ = ["EXTENSION_KEY", "QuartIntegration", "install"]
 
 #: Key of ``app.extensions`` under which :func:`install` stores the installed
 #: :class:`QuartIntegration`.
 EXTENSION_KEY: Final = "asignal"
 
-_ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Coroutine[Any, Any, None]]
+_ASGIApp = Callable[["Scope", "ASGIReceiveCallable", "ASGISendCallable"], Coroutine[Any, Any, None]]
 _Forwarder = Callable[..., Awaitable[None]]
 _MISSING: Final = object()
 
