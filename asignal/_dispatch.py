@@ -299,16 +299,7 @@ class _Send:
         if timeout is not None:
             elapsed = monotonic() - started if started is not None else 0.0
             self.deadline = loop.time() + timeout - elapsed
-        for tier in plan.tiers:
-            if first is not None:
-                run, first = first, None
-                suspended = True
-            elif timeout is not None and loop.time() >= self.deadline:
-                self._expire_unstarted(tier, timeout)
-                continue
-            else:
-                run = _TierRun(self, tier)
-                suspended = False
+        for run, suspended, _ in self._runs(plan, first, timeout, loop.time):
             try:
                 if suspended or run.begin():
                     if timeout is None:
@@ -338,16 +329,7 @@ class _Send:
 
         if timeout is not None:
             self.deadline = trio.current_time() + timeout
-        for tier, async_count in zip(plan.tiers, plan.async_counts, strict=True):
-            if first is not None:
-                run, first = first, None
-                suspended = True
-            elif timeout is not None and trio.current_time() >= self.deadline:
-                self._expire_unstarted(tier, timeout)
-                continue
-            else:
-                run = _TierRun(self, tier)
-                suspended = False
+        for run, suspended, async_count in self._runs(plan, first, timeout, trio.current_time):
             # trio's cancel scopes nest strictly, and a receiver may open its own during
             # its first step: a scope of ours must be open before any receiver starts.
             # It is needed for a deadline, and under the raise policy to cancel the
@@ -378,6 +360,25 @@ class _Send:
                 raise _send_expired(self.signal, timeout or 0.0)
             run.finish(timeout)
         return self.results
+
+    def _runs(
+        self,
+        plan: Plan,
+        first: _TierRun | None,
+        timeout: float | None,
+        now: Callable[[], float],
+    ) -> Iterator[tuple[_TierRun, bool, int]]:
+        """Each tier's run in turn, with whether it has already begun (``first``, the
+        first tier's) and its number of coroutine receivers. A tier that the deadline
+        passed before it started is not run: its receivers are expired instead."""
+        for tier, async_count in zip(plan.tiers, plan.async_counts, strict=True):
+            if first is not None:
+                yield first, True, async_count
+                first = None
+            elif timeout is not None and now() >= self.deadline:
+                self._expire_unstarted(tier, timeout)
+            else:
+                yield _TierRun(self, tier), False, async_count
 
     def _reraise(self, group: BaseExceptionGroup[BaseException]) -> None:
         """An ``asyncio.TaskGroup`` gathered failures: give them back in dispatch order,
