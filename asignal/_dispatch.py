@@ -199,7 +199,7 @@ def _resume(coro: Any, pending: Any, run: Callable[..., Any]) -> Generator[Any, 
 
 async def inline(
     signal: Signal,
-    it: Iterator[tuple[int, Entry]],
+    it: Iterator[Entry],
     sender: Any,
     kwargs: dict[str, Any],
     results: list[Result],
@@ -213,7 +213,7 @@ async def inline(
     # Two loops, one without ``**kwargs``: a call through ``**{}`` costs CPython's
     # generic call path, a fifth of what a receiver that returns at once costs.
     if kwargs:
-        for _, (get, is_async, _record) in it:
+        for get, is_async, _record in it:
             receiver = get()
             if receiver is None:
                 continue
@@ -228,7 +228,7 @@ async def inline(
                 value = _collected(signal, receiver, exc)
             results.append((receiver, value))
     else:
-        for _, (get, is_async, _record) in it:
+        for get, is_async, _record in it:
             receiver = get()
             if receiver is None:
                 continue
@@ -501,14 +501,14 @@ class _TierRun:
     def __init__(self, send: _Send, tier: tuple[Entry, ...]) -> None:
         self.send = send
         self.tier = tier
-        self.rest: list[tuple[int, Entry]] = []
+        self.rest: list[Entry] = []
         self.at = -1
 
     def begin(self) -> bool:
         """Run the inline phase. Returns whether a receiver suspended (then ``adopt``
         has recorded it and the receivers it left unstarted)."""
         send = self.send
-        it = enumerate(self.tier)
+        it = iter(self.tier)
         drv = inline(send.signal, it, send.sender, send.kwargs, send.results, send.collect)
         run = contextvars.copy_context().run
         try:
@@ -526,7 +526,7 @@ class _TierRun:
         drv: Any,
         pending: Any,
         run: Callable[..., Any],
-        it: Iterator[tuple[int, Entry]],
+        it: Iterator[Entry],
     ) -> None:
         """Take over an inline phase whose receiver suspended with ``pending``.
 
@@ -537,15 +537,15 @@ class _TierRun:
         self.run = run
         self.rest = list(it)  # drains the iterator: the inline loop ends after this one
         self.at = len(self.send.results)
-        # The suspended receiver's index in the tier: just before the first one taken.
-        self.current = self.rest[0][0] - 1 if self.rest else len(self.tier) - 1
+        # The suspended receiver's index in the tier: just before the ones taken.
+        self.current = len(self.tier) - len(self.rest) - 1
         self.slots: list[Any] = [_PENDING] * len(self.tier)
         self.receivers: list[Any] = [None] * len(self.tier)
 
     async def asyncio_rest(self) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if not any(is_async for _, (_, is_async, _) in self.rest):
+        if not any(is_async for _, is_async, _ in self.rest):
             await self.drive_beside(_no_start, task.cancel)
             return
         async with asyncio.TaskGroup() as tg:
@@ -602,7 +602,7 @@ class _TierRun:
 
     def _start_rest(self, start: Callable[..., Any]) -> None:
         send = self.send
-        for index, (get, is_async, _) in self.rest:
+        for index, (get, is_async, _) in enumerate(self.rest, self.current + 1):
             receiver = get()
             if receiver is None:
                 continue
@@ -714,7 +714,7 @@ async def resume(
     send_timeout: float | None,
     started: float | None,
     results: list[Result],
-    inline: tuple[Any, Any, Callable[..., Any], Iterator[tuple[int, Entry]]],
+    inline: tuple[Any, Any, Callable[..., Any], Iterator[Entry]],
     trio: bool,
 ) -> list[Result]:
     """Carry on a ``send_async`` whose inline phase, started by the caller, hit a

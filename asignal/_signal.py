@@ -533,7 +533,7 @@ class Signal:
                     # only placed on the loop's clock if something suspends.
                     started = monotonic() if _timeout is not None else None
                     results: list[tuple[Callable[..., Any], Any]] = []
-                    it = enumerate(plan.entries)
+                    it = iter(plan.entries)
                     drv = inline(self, it, sender, kwargs, results, collect)
                     run = copy_context().run
                     try:
