@@ -43,13 +43,14 @@ __all__ = [
     "check_errors",
     "check_limit",
     "check_timeout",
+    "collected",
     "dispatch",
     "inline",
     "label",
     "logger",
     "on_trio",
     "resume",
-    "single",
+    "resume_single",
 ]
 
 #: Receivers' exceptions under ``_errors="collect"`` are logged here.
@@ -127,7 +128,8 @@ def label(signal: Signal) -> str:
     return repr(name) if name is not None else repr(signal)
 
 
-def _collected(signal: Signal, receiver: Any, exc: Exception) -> Exception:
+def collected(signal: Signal, receiver: Any, exc: Exception) -> Exception:
+    """Log ``exc``, raised by ``receiver`` under the collect policy; return it (its value)."""
     logger.error(
         "receiver %s of signal %s raised %s",
         describe(receiver),
@@ -225,7 +227,7 @@ async def inline(
             except Exception as exc:
                 if not collect:
                     raise
-                value = _collected(signal, receiver, exc)
+                value = collected(signal, receiver, exc)
             results.append((receiver, value))
     else:
         for get, is_async, _record in it:
@@ -237,7 +239,7 @@ async def inline(
             except Exception as exc:
                 if not collect:
                     raise
-                value = _collected(signal, receiver, exc)
+                value = collected(signal, receiver, exc)
             results.append((receiver, value))
 
 
@@ -257,7 +259,7 @@ async def _spawned(
         if not collect:
             failures.append((index, exc))
             raise
-        slots[index] = _collected(signal, receiver, exc)
+        slots[index] = collected(signal, receiver, exc)
 
 
 # --- the concurrent path ----------------------------------------------------------------------
@@ -628,7 +630,7 @@ class _TierRun:
                 if not send.collect:
                     send.failures.append((index, exc))
                     raise
-                self.slots[index] = _collected(send.signal, receiver, exc)
+                self.slots[index] = collected(send.signal, receiver, exc)
 
     def finish(self, timeout: float | None) -> None:
         """Append the hand-off's results in dispatch order; under the collect policy a
@@ -654,32 +656,21 @@ def _no_start(*args: Any) -> None:  # pragma: no cover - only reached with async
     raise AssertionError("no async receiver left to start")
 
 
-async def single(
+async def resume_single(
     signal: Signal,
-    plan: Plan,
-    sender: Any,
-    kwargs: dict[str, Any],
+    receiver: Any,
+    coro: Any,
+    pending: Any,
+    run: Callable[..., Any],
     collect: bool,
     send_timeout: float | None,
+    started: float,
 ) -> list[Result]:
-    """A tier of one coroutine receiver: nothing can run beside it, so it needs no
-    inline driver, no task group and no nursery; it runs on the sender's task, in a copy
-    of its context. (On trio a send timeout takes the general path instead: its scope
-    must be open before the receiver starts.)"""
-    receiver = plan.getters[0]()
-    if receiver is None:
-        return []
-    started = monotonic() if send_timeout is not None else 0.0
-    run = contextvars.copy_context().run
-    try:
-        coro = receiver(sender, **kwargs) if kwargs else receiver(sender)
-        pending = run(coro.send, None)
-    except StopIteration as stop:
-        return [(receiver, stop.value)]
-    except Exception as exc:
-        if not collect:
-            raise
-        return [(receiver, _collected(signal, receiver, exc))]
+    """Carry on a send to a tier of one coroutine receiver, whose first step (started by
+    ``send_async`` in ``run``'s context at ``started`` on ``time.monotonic``) suspended
+    with ``pending``. Nothing can run beside it, so it needs no task group and no
+    nursery: it goes on on the sender's task. (On trio a send timeout takes the general
+    path instead: its scope must be open before the receiver starts.)"""
     timer: asyncio.Timeout | None = None
     try:
         if send_timeout is None:
@@ -693,7 +684,7 @@ async def single(
         if timer is None or not timer.expired():
             if not collect:
                 raise  # the receiver's own TimeoutError
-            value = _collected(signal, receiver, exc)
+            value = collected(signal, receiver, exc)
         elif collect:
             value = _expired(signal, receiver, send_timeout or 0.0, log=True)
         else:
@@ -701,7 +692,7 @@ async def single(
     except Exception as exc:
         if not collect:
             raise
-        value = _collected(signal, receiver, exc)
+        value = collected(signal, receiver, exc)
     return [(receiver, value)]
 
 
@@ -867,7 +858,7 @@ class _Plain:
             if not self.collect:
                 failures.append((index, exc))
                 raise
-            slots[index] = _collected(self.signal, receiver, exc)
+            slots[index] = collected(self.signal, receiver, exc)
         finally:
             if limiter is not None:
                 limiter.release()

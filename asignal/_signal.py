@@ -27,11 +27,12 @@ from ._dispatch import (
     Plan,
     check_errors,
     check_limit,
+    collected,
     dispatch,
     inline,
     label,
     resume,
-    single,
+    resume_single,
 )
 from ._receivers import (
     ANY,
@@ -518,7 +519,24 @@ class Signal:
                 or (sn := sys.modules.get("sniffio")) is None
                 or sn.thread_local.name != "trio"
             ):
-                return await single(self, plan, sender, kwargs, collect, _timeout)
+                # One coroutine receiver: its first step right here, no driver at all.
+                receiver = plan.getters[0]()
+                if receiver is None:
+                    return []
+                started = monotonic() if _timeout is not None else 0.0
+                run = copy_context().run
+                try:
+                    coro = receiver(sender, **kwargs) if kwargs else receiver(sender)
+                    pending = run(coro.send, None)
+                except StopIteration as stop:
+                    return [(receiver, stop.value)]
+                except Exception as exc:
+                    if not collect:
+                        raise
+                    return [(receiver, collected(self, receiver, exc))]
+                return await resume_single(
+                    self, receiver, coro, pending, run, collect, _timeout, started
+                )
             if plan.simple and (_sync_wrapper is None or not plan.has_sync):
                 sn = sys.modules.get("sniffio")
                 trio = sn is not None and sn.thread_local.name == "trio"
@@ -531,7 +549,7 @@ class Signal:
                     # function too: one coroutine frame less per send.) The monotonic
                     # clock, not the loop's: reading it is cheaper, and the deadline is
                     # only placed on the loop's clock if something suspends.
-                    started = monotonic() if _timeout is not None else None
+                    started = monotonic() if _timeout is not None else 0.0
                     results: list[tuple[Callable[..., Any], Any]] = []
                     it = iter(plan.entries)
                     drv = inline(self, it, sender, kwargs, results, collect)
