@@ -36,7 +36,6 @@ from quart.globals import app_ctx
 
 from .. import signals
 from .._dispatch import ErrorPolicy
-from .._signal import Signal
 from ._common import Emitter
 
 if TYPE_CHECKING:
@@ -186,9 +185,6 @@ class QuartIntegration:
 
     # -- forwarding: one coroutine per Quart signal ---------------------------------------
 
-    async def _emit(self, signal: Signal, /, **kwargs: Any) -> None:
-        await self.emitter.send(signal, **kwargs)
-
     def _resolve_exc(self, exc: BaseException | None, *, forget: bool) -> BaseException | None:
         ctx = _current_app_context()
         if ctx is None:
@@ -210,24 +206,24 @@ class QuartIntegration:
                 connection = None
             else:
                 self._claimed.add(connection)
-        await self._emit(signals.appcontext_pushed, request=connection)
+        await self.emitter.send(signals.appcontext_pushed, request=connection)
 
     async def _on_request_started(self, sender: Any, **_: Any) -> None:
         if self.emitter.wants(signals.request_started):
-            await self._emit(signals.request_started, request=_current_request())
+            await self.emitter.send(signals.request_started, request=_current_request())
 
     async def _on_got_request_exception(
         self, sender: Any, *, exception: BaseException, **_: Any
     ) -> None:
         self._note_unhandled(exception)
         if self.emitter.wants(signals.got_request_exception):
-            await self._emit(
+            await self.emitter.send(
                 signals.got_request_exception, request=_current_request(), exception=exception
             )
 
     async def _on_request_finished(self, sender: Any, *, response: Any, **_: Any) -> None:
         if self.emitter.wants(signals.request_finished):
-            await self._emit(
+            await self.emitter.send(
                 signals.request_finished, request=_current_request(), response=response
             )
 
@@ -235,7 +231,7 @@ class QuartIntegration:
         self, sender: Any, *, exc: BaseException | None = None, **_: Any
     ) -> None:
         if self.emitter.wants(signals.request_tearing_down):
-            await self._emit(
+            await self.emitter.send(
                 signals.request_tearing_down,
                 request=_current_request(),
                 exc=self._resolve_exc(exc, forget=False),
@@ -247,40 +243,42 @@ class QuartIntegration:
         # Always resolve, so the noted exception is forgotten with its app context.
         exc = self._resolve_exc(exc, forget=True)
         if self.emitter.wants(signals.appcontext_tearing_down):
-            await self._emit(signals.appcontext_tearing_down, exc=exc)
+            await self.emitter.send(signals.appcontext_tearing_down, exc=exc)
 
     async def _on_appcontext_popped(self, sender: Any, **_: Any) -> None:
         if self.emitter.wants(signals.appcontext_popped):
-            await self._emit(signals.appcontext_popped)
+            await self.emitter.send(signals.appcontext_popped)
 
     async def _on_before_render_template(
         self, sender: Any, *, template: Any, context: Any, **_: Any
     ) -> None:
         if self.emitter.wants(signals.before_render_template):
-            await self._emit(signals.before_render_template, template=template, context=context)
+            await self.emitter.send(
+                signals.before_render_template, template=template, context=context
+            )
 
     async def _on_template_rendered(
         self, sender: Any, *, template: Any, context: Any, **_: Any
     ) -> None:
         if self.emitter.wants(signals.template_rendered):
-            await self._emit(signals.template_rendered, template=template, context=context)
+            await self.emitter.send(signals.template_rendered, template=template, context=context)
 
     async def _on_message_flashed(
         self, sender: Any, *, message: Any, category: Any, **_: Any
     ) -> None:
         if self.emitter.wants(signals.message_flashed):
-            await self._emit(signals.message_flashed, message=message, category=category)
+            await self.emitter.send(signals.message_flashed, message=message, category=category)
 
     async def _on_websocket_started(self, sender: Any, **_: Any) -> None:
         if self.emitter.wants(signals.websocket_started):
-            await self._emit(signals.websocket_started, websocket=_current_websocket())
+            await self.emitter.send(signals.websocket_started, websocket=_current_websocket())
 
     async def _on_got_websocket_exception(
         self, sender: Any, *, exception: BaseException, **_: Any
     ) -> None:
         self._note_unhandled(exception)
         if self.emitter.wants(signals.got_websocket_exception):
-            await self._emit(
+            await self.emitter.send(
                 signals.got_websocket_exception,
                 websocket=_current_websocket(),
                 exception=exception,
@@ -288,7 +286,7 @@ class QuartIntegration:
 
     async def _on_websocket_finished(self, sender: Any, *, response: Any = None, **_: Any) -> None:
         if self.emitter.wants(signals.websocket_finished):
-            await self._emit(
+            await self.emitter.send(
                 signals.websocket_finished, websocket=_current_websocket(), response=response
             )
 
@@ -296,7 +294,7 @@ class QuartIntegration:
         self, sender: Any, *, exc: BaseException | None = None, **_: Any
     ) -> None:
         if self.emitter.wants(signals.websocket_tearing_down):
-            await self._emit(
+            await self.emitter.send(
                 signals.websocket_tearing_down,
                 websocket=_current_websocket(),
                 exc=self._resolve_exc(exc, forget=False),
@@ -306,20 +304,20 @@ class QuartIntegration:
         self, sender: Any, *, exception: BaseException, **_: Any
     ) -> None:
         if self.emitter.wants(signals.got_background_exception):
-            await self._emit(signals.got_background_exception, exception=exception)
+            await self.emitter.send(signals.got_background_exception, exception=exception)
 
     async def _on_got_serving_exception(
         self, sender: Any, *, exception: BaseException, **_: Any
     ) -> None:
         if self.emitter.wants(signals.got_serving_exception):
-            await self._emit(signals.got_serving_exception, exception=exception)
+            await self.emitter.send(signals.got_serving_exception, exception=exception)
 
     async def _on_lifespan_message(self, message: ASGISendEvent) -> None:
         kind = message["type"]
         if kind == "lifespan.startup.complete":
-            await self._emit(signals.serving_started)
+            await self.emitter.send(signals.serving_started)
         elif kind == "lifespan.shutdown.complete":
-            await self._emit(signals.serving_stopped)
+            await self.emitter.send(signals.serving_stopped)
 
 
 def _disconnect_all(connections: list[tuple[blinker.Signal, _Forwarder]]) -> None:
