@@ -11,7 +11,7 @@ import socket
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
@@ -29,11 +29,12 @@ from quart.testing.connections import WebsocketDisconnectError
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from asignal import NamedSignal, signals
+from asignal import signals
 from asignal.adapters.quart import QuartIntegration, install
 from asignal.testing import capture
 
 from .quart_app import Boom, make_app
+from .recording import GUARD, Recorder
 
 pytestmark = pytest.mark.anyio
 
@@ -43,74 +44,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-# Generous guard against a hang; no test asserts how long anything takes.
-GUARD = 10
-
-SIGNAL_NAMES = [name for name in signals.__all__ if name != "namespace"]
-
-
-# --- recording -------------------------------------------------------------------------
-
-
-@dataclass
-class Seen:
-    name: str
-    sender: Any
-    kwargs: dict[str, Any]
-
-
-@dataclass
-class Recorder:
-    """Sync receivers on every asignal signal for one app, in the order they fire (so
-    every test here also shows that sync receivers work through the adapter)."""
-
-    app: quart.Quart
-    events: list[Seen] = field(default_factory=list)
-    _receivers: list[tuple[NamedSignal, Callable[..., None]]] = field(default_factory=list)
-    _changed: anyio.Event = field(default_factory=anyio.Event)
-
-    def connect(self) -> Recorder:
-        for name in SIGNAL_NAMES:
-            signal = getattr(signals, name)
-            receiver = self._make(name)
-            signal.connect(receiver, sender=self.app, weak=False)
-            self._receivers.append((signal, receiver))
-        return self
-
-    def disconnect(self) -> None:
-        for signal, receiver in self._receivers:
-            signal.disconnect(receiver)
-        self._receivers.clear()
-
-    def _make(self, name: str) -> Callable[..., None]:
-        def record(sender: Any, **kwargs: Any) -> None:
-            self.events.append(Seen(name, sender, kwargs))
-            changed, self._changed = self._changed, anyio.Event()
-            changed.set()
-
-        return record
-
-    async def wait_for(self, name: str, count: int = 1) -> None:
-        """Until ``name`` has been seen ``count`` times."""
-        with anyio.fail_after(GUARD):
-            while True:
-                changed = self._changed
-                if self.names().count(name) >= count:
-                    return
-                await changed.wait()
-
-    def names(self) -> list[str]:
-        return [seen.name for seen in self.events]
-
-    def one(self, name: str) -> Seen:
-        matches = [seen for seen in self.events if seen.name == name]
-        assert len(matches) == 1, (name, self.names())
-        return matches[0]
-
-    def clear(self) -> None:
-        self.events.clear()
 
 
 # --- transports ------------------------------------------------------------------------
@@ -297,7 +230,7 @@ async def transport(request: pytest.FixtureRequest, app: quart.Quart) -> AsyncIt
 @pytest.fixture
 def recorder(app: quart.Quart, transport: Transport) -> Iterator[Recorder]:
     """Connected once the app is serving, so it sees only what the test does."""
-    recorder = Recorder(app).connect()
+    recorder = Recorder(app, sync=True).connect()
     yield recorder
     recorder.disconnect()
 
@@ -319,7 +252,7 @@ def assert_request_cycle(
         "appcontext_tearing_down",
         "appcontext_popped",
     ]
-    assert all(seen.sender is app for seen in recorder.events)
+    assert all(seen.sender is app for seen in recorder.seen)
     request = recorder.one("appcontext_pushed").kwargs["request"]
     assert isinstance(request, quart.Request)
     assert request.path == path
@@ -432,7 +365,7 @@ WEBSOCKET_CYCLE = [
 
 
 def assert_websocket_cycle(recorder: Recorder, app: quart.Quart, path: str) -> Any:
-    assert all(seen.sender is app for seen in recorder.events)
+    assert all(seen.sender is app for seen in recorder.seen)
     ws = recorder.one("websocket_started").kwargs["websocket"]
     assert isinstance(ws, quart.Websocket)
     assert ws.path == path
@@ -500,11 +433,11 @@ async def test_failing_background_task(
     await recorder.wait_for("appcontext_pushed", 2)
     task_pushed = [
         seen
-        for seen in recorder.events
+        for seen in recorder.seen
         if seen.name == "appcontext_pushed" and seen.kwargs == {"request": None}
     ]
     assert len(task_pushed) == 1  # not attributed to the request, though run in its copy
-    request_events = [seen for seen in recorder.events if seen is not task_pushed[0]]
+    request_events = [seen for seen in recorder.seen if seen is not task_pushed[0]]
     assert_request_cycle(Recorder(app, request_events), app, "/background", [], status=200)
     assert task_pushed[0].sender is app
     recorder.clear()
@@ -517,7 +450,7 @@ async def test_failing_background_task(
         "appcontext_popped",
         "got_background_exception",
     ]
-    assert all(seen.sender is app for seen in recorder.events)
+    assert all(seen.sender is app for seen in recorder.seen)
     error = recorder.one("got_background_exception").kwargs["exception"]
     assert isinstance(error, Boom)
     assert recorder.one("got_background_exception").kwargs == {"exception": error}
@@ -529,7 +462,7 @@ async def test_failing_background_task(
 
 async def test_client_disconnect_still_tears_down(app: quart.Quart) -> None:
     async with hypercorn_server(app) as port:
-        recorder = Recorder(app).connect()
+        recorder = Recorder(app, sync=True).connect()
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
                 request = asyncio.ensure_future(http.get("/slow"))
@@ -565,7 +498,7 @@ SERVING_APP_CONTEXT = ["appcontext_pushed", "appcontext_tearing_down", "appconte
 async def test_lifespan(transport_name: str) -> None:
     app = make_app()
     install(app)
-    recorder = Recorder(app).connect()
+    recorder = Recorder(app, sync=True).connect()
     started_seen: list[bool] = []
 
     def after_before_serving(sender: Any, **extra: Any) -> None:
@@ -582,7 +515,7 @@ async def test_lifespan(transport_name: str) -> None:
 
     assert recorder.names() == [*SERVING_APP_CONTEXT, "serving_stopped"]
     assert started_seen == [True]  # serving_started came after Quart's before_serving
-    assert all(seen.sender is app for seen in recorder.events)
+    assert all(seen.sender is app for seen in recorder.seen)
     assert recorder.one("appcontext_pushed").kwargs == {"request": None}
     assert recorder.one("appcontext_tearing_down").kwargs == {"exc": None}
     assert recorder.one("serving_stopped").kwargs == {}
@@ -595,7 +528,7 @@ async def test_lifespan(transport_name: str) -> None:
 async def test_failing_startup(transport_name: str, failure: type[Exception]) -> None:
     app = make_app(failing_startup=True)
     install(app)
-    recorder = Recorder(app).connect()
+    recorder = Recorder(app, sync=True).connect()
     try:
         with pytest.raises(failure):
             async with TRANSPORTS[transport_name](app):
@@ -608,13 +541,13 @@ async def test_failing_startup(transport_name: str, failure: type[Exception]) ->
     assert isinstance(error, Boom)
     assert recorder.one("got_serving_exception").kwargs == {"exception": error}
     assert recorder.one("appcontext_tearing_down").kwargs == {"exc": error}
-    assert all(seen.sender is app for seen in recorder.events)
+    assert all(seen.sender is app for seen in recorder.seen)
 
 
 async def test_failing_shutdown() -> None:
     app = make_app(failing_shutdown=True)
     install(app)
-    recorder = Recorder(app)
+    recorder = Recorder(app, sync=True)
     with pytest.raises(LifespanError):
         async with app.test_app():
             recorder.connect()
@@ -760,8 +693,8 @@ async def test_two_apps_never_mix() -> None:
     app_a, app_b = make_app("a"), make_app("b")
     install(app_a)
     install(app_b)
-    recorder_a = Recorder(app_a).connect()
-    recorder_b = Recorder(app_b).connect()
+    recorder_a = Recorder(app_a, sync=True).connect()
+    recorder_b = Recorder(app_b, sync=True).connect()
     try:
         reply = await TestClientTransport(app_b.test_client()).get("/")
     finally:
@@ -769,9 +702,9 @@ async def test_two_apps_never_mix() -> None:
         recorder_b.disconnect()
 
     assert reply.status == 200
-    assert recorder_a.events == []
+    assert recorder_a.seen == []
     assert recorder_b.names() == REQUEST_SIGNALS
-    assert all(seen.sender is app_b for seen in recorder_b.events)
+    assert all(seen.sender is app_b for seen in recorder_b.seen)
 
 
 async def test_install_twice_is_a_no_op() -> None:
@@ -780,7 +713,7 @@ async def test_install_twice_is_a_no_op() -> None:
     assert isinstance(handle, QuartIntegration)
     assert install(app, timeout=5) is handle
     assert app.extensions["asignal"] is handle
-    recorder = Recorder(app).connect()
+    recorder = Recorder(app, sync=True).connect()
     try:
         await TestClientTransport(app.test_client()).get("/")
     finally:
@@ -792,7 +725,7 @@ async def test_install_twice_is_a_no_op() -> None:
 async def test_uninstall_stops_forwarding_and_install_works_again() -> None:
     app = make_app()
     handle = install(app)
-    recorder = Recorder(app).connect()
+    recorder = Recorder(app, sync=True).connect()
     client = TestClientTransport(app.test_client())
     try:
         handle.uninstall()
@@ -800,11 +733,11 @@ async def test_uninstall_stops_forwarding_and_install_works_again() -> None:
         assert "asignal" not in app.extensions
         assert list(quart_signals.request_started.receivers_for(app)) == []
         assert (await client.get("/")).status == 200
-        assert recorder.events == []
+        assert recorder.seen == []
 
         async with app.test_app():
             pass
-        assert recorder.events == []  # no serving_started/stopped either
+        assert recorder.seen == []  # no serving_started/stopped either
 
         assert install(app) is not handle
         await client.get("/")
@@ -842,7 +775,7 @@ async def test_a_dropped_app_is_freed_and_leaves_quarts_signals() -> None:
 async def test_app_context_outside_a_request() -> None:
     app = make_app()
     install(app)
-    recorder = Recorder(app).connect()
+    recorder = Recorder(app, sync=True).connect()
     try:
         async with app.app_context():
             pass

@@ -14,7 +14,7 @@ import socket
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 import anyio
@@ -40,6 +40,8 @@ from asignal.adapters.starlette import (
     install,
 )
 
+from . import recording
+from .recording import GUARD, SIGNALS
 from .starlette_apps import STREAM_CHUNKS, Boom, make_app, make_fastapi_app
 
 with warnings.catch_warnings():
@@ -49,12 +51,6 @@ with warnings.catch_warnings():
 
 pytestmark = pytest.mark.anyio
 
-# Generous guard against a hang; no test asserts how long anything takes.
-GUARD = 10
-
-SIGNALS: dict[str, NamedSignal] = {
-    name: getattr(signals, name) for name in signals.__all__ if name != "namespace"
-}
 LIFESPAN = {"serving_started", "serving_stopped", "got_serving_exception"}
 HTTP_ORDER = [
     "appcontext_pushed",
@@ -69,59 +65,18 @@ HTTP_ORDER = [
 # --- recording ----------------------------------------------------------------------------
 
 
-@dataclass
-class Seen:
-    name: str
-    sender: Any
-    kwargs: dict[str, Any]
-
-
-@dataclass
-class Recorder:
-    """Records every asignal signal sent by ``sender``, in the order they arrive."""
-
-    sender: Any
-    seen: list[Seen] = field(default_factory=list)
-    _receivers: list[tuple[NamedSignal, Callable[..., Awaitable[None]]]] = field(
-        default_factory=list
-    )
-    _changed: anyio.Event | None = None
-
-    def connect(self) -> None:
-        for name, sig in SIGNALS.items():
-            receiver = self._receiver_for(name)
-            sig.connect(receiver, sender=self.sender, weak=False)
-            self._receivers.append((sig, receiver))
-
-    def disconnect(self) -> None:
-        for sig, receiver in self._receivers:
-            sig.disconnect(receiver, sender=self.sender)
-
-    def _receiver_for(self, name: str) -> Callable[..., Awaitable[None]]:
-        async def record(sender: Any, **kwargs: Any) -> None:
-            self.seen.append(Seen(name, sender, kwargs))
-            if self._changed is not None:
-                self._changed.set()
-
-        return record
+class Recorder(recording.Recorder):
+    """Records with coroutine receivers; ``names()`` leaves the lifespan out unless asked."""
 
     def names(self, *, lifespan: bool = False) -> list[str]:
         return [s.name for s in self.seen if lifespan or s.name not in LIFESPAN]
-
-    def one(self, name: str) -> Seen:
-        found = [s for s in self.seen if s.name == name]
-        assert len(found) == 1, (name, self.names(lifespan=True))
-        return found[0]
 
     async def settled(self, connections: int = 1) -> None:
         """Wait until ``connections`` connections have ended (``appcontext_popped``).
 
         In-process transports return after the app call ends, so this returns at once;
         over real HTTP the client can see the response before the server's teardown."""
-        with anyio.fail_after(GUARD):
-            while self.names().count("appcontext_popped") < connections:
-                self._changed = anyio.Event()
-                await self._changed.wait()
+        await self.wait_for("appcontext_popped", connections)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,90 @@
+"""What both adapters' tests record: every asignal signal one app sends, in order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from asignal import NamedSignal, signals
+
+# Generous guard against a hang; no test asserts how long anything takes.
+GUARD = 10
+
+#: Every signal of :mod:`asignal.signals`, by name.
+SIGNALS: dict[str, NamedSignal] = {
+    name: getattr(signals, name) for name in signals.__all__ if name != "namespace"
+}
+
+
+@dataclass
+class Seen:
+    name: str
+    sender: Any
+    kwargs: dict[str, Any]
+
+
+class Recorder:
+    """Receivers on every asignal signal for ``sender``, recording each send in the order
+    it arrives into ``seen``. ``sync=True`` records with sync receivers (so a test also
+    shows that sync receivers work through the adapter), else with coroutine ones."""
+
+    def __init__(self, sender: Any, seen: list[Seen] | None = None, *, sync: bool = False):
+        self.sender = sender
+        self.seen: list[Seen] = [] if seen is None else seen
+        self.sync = sync
+        self._receivers: list[tuple[NamedSignal, Callable[..., Any]]] = []
+        # Replaced by a fresh event on every record, so waiters wake to re-check.
+        self._changed = anyio.Event()
+
+    def connect(self) -> Recorder:
+        for name, sig in SIGNALS.items():
+            receiver = self._receiver_for(name)
+            sig.connect(receiver, sender=self.sender, weak=False)
+            self._receivers.append((sig, receiver))
+        return self
+
+    def disconnect(self) -> None:
+        for sig, receiver in self._receivers:
+            sig.disconnect(receiver)
+        self._receivers.clear()
+
+    def _record(self, name: str, sender: Any, kwargs: dict[str, Any]) -> None:
+        self.seen.append(Seen(name, sender, kwargs))
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    def _receiver_for(self, name: str) -> Callable[..., Any]:
+        if self.sync:
+
+            def record(sender: Any, **kwargs: Any) -> None:
+                self._record(name, sender, kwargs)
+
+            return record
+
+        async def record_async(sender: Any, **kwargs: Any) -> None:
+            self._record(name, sender, kwargs)
+
+        return record_async
+
+    def names(self) -> list[str]:
+        return [seen.name for seen in self.seen]
+
+    def one(self, name: str) -> Seen:
+        matches = [seen for seen in self.seen if seen.name == name]
+        assert len(matches) == 1, (name, [seen.name for seen in self.seen])
+        return matches[0]
+
+    def clear(self) -> None:
+        self.seen.clear()
+
+    async def wait_for(self, name: str, count: int = 1) -> None:
+        """Until ``name`` has been seen ``count`` times."""
+        with anyio.fail_after(GUARD):
+            while True:
+                changed = self._changed
+                if [seen.name for seen in self.seen].count(name) >= count:
+                    return
+                await changed.wait()
