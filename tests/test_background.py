@@ -24,15 +24,7 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 
 
 def stats_of(runner: BackgroundRunner) -> dict[str, int]:
-    s = runner.stats
-    return {
-        "scheduled": s.scheduled,
-        "completed": s.completed,
-        "failed": s.failed,
-        "timed_out": s.timed_out,
-        "cancelled": s.cancelled,
-        "dropped": s.dropped,
-    }
+    return runner.stats.as_dict()
 
 
 def messages(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -483,3 +475,18 @@ async def test_every_call_has_exactly_one_outcome(caplog: pytest.LogCaptureFixtu
     logged = messages(caplog)
     for i in range(3):
         assert any(f"app.hangs{i}" in m and "cancelled" in m for m in logged)
+
+
+async def test_worker_thread_calls_can_use_anyio_and_timeouts() -> None:
+    # A worker thread's context has no async library set; the call must still run anyio
+    # code, including the cancel scope of its timeout.
+    async def work() -> None:
+        await anyio.sleep(0)
+        with anyio.move_on_after(5):
+            await anyio.sleep(0)
+
+    async with BackgroundRunner(default_timeout=5) as runner:
+        await anyio.to_thread.run_sync(lambda: runner.schedule_nowait(work, name="w"))
+        await runner.wait_idle()
+    assert runner.stats.completed == 1
+    assert runner.stats.failed == 0
