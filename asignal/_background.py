@@ -258,7 +258,9 @@ class BackgroundRunner:
             # Cancelled (or interrupted) while draining: nothing may wait any longer.
             interrupted = error
         if self._pending:
-            self._cancel_rest()
+            self._cancelling = True
+            assert self._tg is not None
+            self._tg.cancel_scope.cancel()
         if interrupted is not None:
             exc = interrupted
         elif isinstance(exc, Exception):
@@ -276,11 +278,6 @@ class BackgroundRunner:
         if interrupted is not None and not suppress:
             raise interrupted
         return suppress if exc_type is None or exc is not None else False
-
-    def _cancel_rest(self) -> None:
-        self._cancelling = True
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
 
     def _cancelled(self, scheduled: Scheduled) -> None:
         self.stats.cancelled += 1
@@ -373,7 +370,9 @@ class BackgroundRunner:
                 else:
                     self._waiters.remove(waiter)
                 raise
-            if waiter.granted:
+            # A slot granted to a waiter that resumes after the runner has finished is
+            # void: finishing reset the count.
+            if waiter.granted and not self._finished:
                 return self._start(fn, args, name, timeout, context)
         self._drop(name)
         raise RuntimeError(f"cannot schedule {name}: {self._refusal()}")
