@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.middleware.errors import ServerErrorMiddleware
@@ -143,7 +144,12 @@ class SignalMiddleware:
             return
         await self.app(scope, receive, send)
 
-    async def _connection(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
+    def _connection(
+        self, kind: str, scope: Scope, receive: Receive, send: Send
+    ) -> Awaitable[None]:
+        """The call that handles this connection, to await: the app's own stack with the
+        server's callables while nobody listens. A plain function handing back a
+        coroutine: no frame of its own on the hot path."""
         if self.enabled:
             listening = self._listening
             if self._version != Changes.version:
@@ -153,12 +159,10 @@ class SignalMiddleware:
                 scope[EMITTER_KEY] = self.emitter
                 if kind == "http":
                     if listening.http:
-                        await self._http(scope, receive, send, listening)
-                        return
+                        return self._http(scope, receive, send, listening)
                 elif listening.websocket:
-                    await self._websocket(scope, receive, send, listening)
-                    return
-        await self.app(scope, receive, send)
+                    return self._websocket(scope, receive, send, listening)
+        return self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send, listening: Listening) -> None:
         emitter = self.emitter
