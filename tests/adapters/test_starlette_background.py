@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
+import fastapi
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -256,3 +257,58 @@ async def test_a_receiver_that_cancels_itself_leaves_the_response_untouched(
                 cancelled = reply_of(await client.get(path))
 
     assert without_date(cancelled) == without_date(without)
+
+
+@pytest.mark.parametrize("lifespan", [True, False], ids=["lifespan", "no-lifespan"])
+@pytest.mark.parametrize("listened", [True, False], ids=["listened", "nobody-listening"])
+async def test_a_fastapi_sync_endpoint_schedules_on_the_apps_runner(
+    lifespan: bool, listened: bool
+) -> None:
+    """What ``send_background`` does from a sync endpoint (an anyio worker thread): find
+    the current runner and schedule on it; the work runs, and the response has not
+    waited for it."""
+    app = fastapi.FastAPI()
+    installation = install(app)
+    timeline: list[str] = []
+    found: list[BackgroundRunner | None] = []
+
+    async def work() -> None:
+        timeline.append("background")
+
+    @app.get("/sync")
+    def sync_endpoint() -> dict[str, str]:
+        timeline.append("endpoint")
+        runner = current_runner()
+        found.append(runner)
+        assert runner is not None
+        runner.schedule_nowait(work, name="work from a worker thread")
+        return {"ok": "yes"}
+
+    async def finished(sender: Any, **extra: Any) -> None:
+        timeline.append("request_finished")
+
+    transport = httpx.ASGITransport(app)
+    with contextlib.ExitStack() as stack:
+        if listened:
+            stack.enter_context(connected(signals.request_finished, finished, app))
+        async with contextlib.AsyncExitStack() as serving_stack:
+            if lifespan:
+                await serving_stack.enter_async_context(LifespanManager(app))
+            http = await serving_stack.enter_async_context(
+                httpx.AsyncClient(transport=transport, base_url="http://x")
+            )
+            response = await http.get("/sync")
+            app_runner = installation.runner
+        # Shut down (or the call ended): the work has run either way.
+
+    assert response.json() == {"ok": "yes"}
+    assert timeline[0] == "endpoint"
+    assert timeline.count("background") == 1
+    if lifespan:
+        assert found == [app_runner]
+    else:
+        assert found[0] is not None
+        # Without a lifespan the work runs after the app's call: after the response.
+        assert timeline.index("background") > timeline.index("endpoint")
+        if listened:
+            assert timeline.index("background") > timeline.index("request_finished")

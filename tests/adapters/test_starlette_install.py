@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from asgi_lifespan import LifespanManager
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.types import Message, Receive, Scope, Send
@@ -243,3 +244,27 @@ async def test_a_server_error_handler_still_reports_first(key: Any) -> None:
         "appcontext_tearing_down",
         "appcontext_popped",
     ]
+
+
+async def test_with_a_lifespan_the_middleware_is_in_the_path_only_while_someone_listens() -> None:
+    app = make_app()
+    install(app)
+    bare = await call(app)  # builds the stack
+    assert isinstance(app.middleware_stack, SignalMiddleware)  # no lifespan: it runs work
+    own_stack = app.middleware_stack.app
+
+    async def started(sender: Any, **extra: Any) -> None:
+        pass
+
+    async with LifespanManager(app):
+        # Code in the app finds the lifespan's runner without the middleware.
+        assert app.middleware_stack is own_stack
+        with connected(signals.request_started, started, app):
+            assert isinstance(app.middleware_stack, SignalMiddleware)
+            assert await call(app) == bare
+        assert app.middleware_stack is own_stack
+        with connected(signals.template_rendered, started):
+            # ANY counts, and template receivers need the app to mark the scope.
+            assert isinstance(app.middleware_stack, SignalMiddleware)
+        assert app.middleware_stack is own_stack
+    assert isinstance(app.middleware_stack, SignalMiddleware)

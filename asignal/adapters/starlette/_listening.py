@@ -4,7 +4,8 @@ signals' connect/disconnect counter that lets a request skip every lookup."""
 from __future__ import annotations
 
 import threading
-from typing import Any, Final
+import weakref
+from typing import Any, ClassVar, Final
 
 from ... import signals
 from .._common import Emitter
@@ -60,11 +61,16 @@ class Changes:
     version = 0
     watching = False
     lock = threading.Lock()
+    #: Installations told of every change (``_refresh()``); weak, so that an app and its
+    #: installation, which reference each other, can be collected together.
+    installations: ClassVar[weakref.WeakSet[Any]] = weakref.WeakSet()
 
 
 def _signals_changed(signal: Any, **kwargs: Any) -> None:
     with Changes.lock:
         Changes.version += 1
+    for installation in list(Changes.installations):
+        installation._refresh()
 
 
 def watch_signals() -> None:

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 from ..._background import BackgroundRunner
 from ..._dispatch import ErrorPolicy
 from .._common import Emitter
-from ._listening import watch_signals
+from ._listening import Changes, watch_signals
 from .lifespan import Lifespan, RunnerSlot, reporting_lifespan
 from .middleware import SignalMiddleware, with_hook
 
@@ -42,11 +42,12 @@ class StarletteIntegration:
         self._build_original = app.build_middleware_stack
         self._lifespan_original: Lifespan = app.router.lifespan_context
         self._lifespan = reporting_lifespan(
-            self._lifespan_original, emitter, self.slot, lambda: self.installed
+            self._lifespan_original, emitter, self.slot, lambda: self.installed, self._refresh
         )
         #: The middleware in front of the app's stack, once the stack is built.
         self.middleware: SignalMiddleware | None = None
-        self._lock = threading.Lock()
+        # Re-entrant: building the stack runs the app's code, which may connect receivers.
+        self._lock = threading.RLock()
 
     @property
     def timeout(self) -> float | None:
@@ -76,9 +77,26 @@ class StarletteIntegration:
         # stack already built if the app has started.
         app.build_middleware_stack = self._build  # type: ignore[method-assign]
         app.router.lifespan_context = self._lifespan
+        Changes.installations.add(self)
         with self._lock:
             if app.middleware_stack is not None:
                 app.middleware_stack = self.wrap(app.middleware_stack)
+
+    def _refresh(self) -> None:
+        """Take the middleware out of the app's path while the lifespan's runner is up
+        and nobody listens (code in the app then finds that runner as the one open on
+        its event loop), and put it back otherwise; told of every connect, disconnect,
+        and lifespan start and end. A request reads the app's stack once, when it
+        starts, so one in flight finishes on the stack it started with."""
+        with self._lock:
+            middleware = self.middleware
+            if middleware is None or not self.installed:
+                return
+            app = self.app
+            current = app.middleware_stack
+            if current is not middleware and current is not middleware.app:
+                return  # someone else replaced the stack: leave it alone
+            app.middleware_stack = middleware.app if self._idle(middleware) else middleware
 
     def wrap(self, stack: ASGIApp, hooked: ASGIApp | None = None) -> SignalMiddleware:
         """A :class:`SignalMiddleware` reporting for the app in front of ``stack``, with
@@ -90,7 +108,7 @@ class StarletteIntegration:
         middleware.slot = self.slot
         middleware._reporting_app = with_hook(stack) if hooked is None else hooked
         middleware._reports_lifespan = False
-        middleware._checked = True
+        middleware._placement = None
         if hooked is None:
             self.middleware = middleware
         return middleware
@@ -106,7 +124,12 @@ class StarletteIntegration:
 
     def _build(self) -> ASGIApp:
         with self._lock:
-            return self.wrap(self._build_original())
+            # Starlette stores what this returns, then calls it.
+            middleware = self.wrap(self._build_original())
+            return middleware.app if self._idle(middleware) else middleware
+
+    def _idle(self, middleware: SignalMiddleware) -> bool:
+        return self.slot.runner is not None and not middleware.listening().any
 
     def uninstall(self) -> None:
         """Take asignal out of the app; calling it again does nothing."""
@@ -115,6 +138,7 @@ class StarletteIntegration:
                 return
             app = self.app
             delattr(app, _INSTALLATION_ATTR)
+            Changes.installations.discard(self)
             if vars(app).get("build_middleware_stack") == self._build:
                 del app.build_middleware_stack
             if app.router.lifespan_context is self._lifespan:

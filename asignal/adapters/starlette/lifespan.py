@@ -99,14 +99,19 @@ class CallRunner(BackgroundRunner):
 
 
 def reporting_lifespan(
-    lifespan: Lifespan, emitter: Emitter, slot: RunnerSlot, installed: Callable[[], bool]
+    lifespan: Lifespan,
+    emitter: Emitter,
+    slot: RunnerSlot,
+    installed: Callable[[], bool],
+    changed: Callable[[], None],
 ) -> Lifespan:
     """``lifespan`` (a router's ``lifespan_context``) with the app's background runner
     around it and the ``serving_*`` signals: ``serving_started`` once the app's start-up
     has run, ``serving_stopped`` once its shutdown has run and the runner has drained,
     ``got_serving_exception`` if either raised (the lifespan still fails). Starlette
     tells the server only after each, so receivers run before it hears the news.
-    ``slot.runner`` is the runner while it runs, for the connections to use."""
+    ``slot.runner`` is the runner while it runs, for the connections to use; ``changed``
+    is called when it comes and goes."""
 
     @asynccontextmanager
     async def reporting(app: Any) -> AsyncIterator[Any]:
@@ -117,6 +122,7 @@ def reporting_lifespan(
             try:
                 async with lifespan(app) as state:
                     slot.runner = runner
+                    changed()
                     try:
                         if installed():
                             await emitter.send(signals.serving_started)
@@ -124,6 +130,7 @@ def reporting_lifespan(
                     finally:
                         # New connections report within their call from here on.
                         slot.runner = None
+                        changed()
             except Exception as error:
                 failure = error
         if failure is not None:

@@ -21,6 +21,10 @@ from .placement import Placement
 __all__ = ["ResponseInfo", "SignalMiddleware"]
 
 
+#: SignalMiddleware._placement before the first call has looked.
+_UNCHECKED: Any = object()
+
+
 async def _no_receive() -> Message:
     raise RuntimeError("the WebSocket given to signal receivers cannot receive")
 
@@ -89,8 +93,7 @@ class SignalMiddleware:
         # install() reports the lifespan from the router's lifespan context instead.
         self._reports_lifespan = True
         # Where this middleware was put, found on its first call (see Placement).
-        self._checked = False
-        self._placement: Placement | None = None
+        self._placement: Placement | None = _UNCHECKED
         self._version = -1
         self._listening = Listening(self.emitter)
         watch_signals()
@@ -105,13 +108,13 @@ class SignalMiddleware:
         return self._listening
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._checked:
-            self._placement = Placement.of(self, scope)
-            self._checked = True
         placement = self._placement
         if placement is not None:
-            await placement.call(self, scope, receive, send)
-            return
+            if placement is _UNCHECKED:
+                placement = self._placement = Placement.of(self, scope)
+            if placement is not None:
+                await placement.call(self, scope, receive, send)
+                return
         kind = scope["type"]
         if kind == "http" or kind == "websocket":
             if EMITTER_KEY in scope:
@@ -122,47 +125,49 @@ class SignalMiddleware:
                 else:
                     await self.app(scope, receive, send)
                 return
+            call: Awaitable[None] | None = None
+            listening = self._listening
+            if self._version != Changes.version:
+                listening = self.listening()
+            if listening.any and self.enabled:
+                # The mark makes this app the sender for the whole connection.
+                scope[EMITTER_KEY] = self.emitter
+                if kind == "http":
+                    if listening.http:
+                        call = self._http(scope, receive, send, listening)
+                elif listening.websocket:
+                    call = self._websocket(scope, receive, send, listening)
             runner = self.slot.runner
             if runner is not None:
+                if call is None:
+                    # Nobody listens: the app's own stack with the server's callables.
+                    # Code in it finds the lifespan runner as the one open on this loop
+                    # (see asignal._background); activating it would cost every request.
+                    await self.app(scope, receive, send)
+                    return
                 with runner.activate():
-                    await self._connection(kind, scope, receive, send)
+                    await call
                 return
-            # Served without a lifespan: background work runs after the app's call.
-            deferred = CallRunner()
-            with deferred.activate():
-                try:
-                    await self._connection(kind, scope, receive, send)
-                except Exception:
-                    if deferred.work:
-                        await deferred.run(self.emitter)
-                    raise
-            if deferred.work:
-                await deferred.run(self.emitter)
+            await self._without_lifespan(self.app(scope, receive, send) if call is None else call)
             return
         if kind == "lifespan" and self._reports_lifespan and self.enabled:
             await report_lifespan(self, scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    def _connection(
-        self, kind: str, scope: Scope, receive: Receive, send: Send
-    ) -> Awaitable[None]:
-        """The call that handles this connection, to await: the app's own stack with the
-        server's callables while nobody listens. A plain function handing back a
-        coroutine: no frame of its own on the hot path."""
-        if self.enabled:
-            listening = self._listening
-            if self._version != Changes.version:
-                listening = self.listening()
-            if listening.any:
-                # The mark makes this app the sender for the whole connection.
-                scope[EMITTER_KEY] = self.emitter
-                if kind == "http":
-                    if listening.http:
-                        return self._http(scope, receive, send, listening)
-                elif listening.websocket:
-                    return self._websocket(scope, receive, send, listening)
-        return self.app(scope, receive, send)
+    async def _without_lifespan(self, call: Awaitable[None]) -> None:
+        """Await ``call`` (the connection) with a runner of its own made current, and run
+        what it scheduled once it is done: the app is served without a lifespan."""
+        deferred = CallRunner()
+        with deferred.activate():
+            try:
+                await call
+            except Exception:
+                if deferred.work:
+                    await deferred.run(self.emitter)
+                raise
+        if deferred.work:
+            await deferred.run(self.emitter)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send, listening: Listening) -> None:
         emitter = self.emitter
