@@ -179,10 +179,12 @@ class SignalMiddleware:
             await emitter.send(signals.request_started, budget, request=connection.request)
         # For the hook inside ServerErrorMiddleware, templates, flash and mounted apps.
         scope[CONNECTION_KEY] = connection
+        # The hook inside ServerErrorMiddleware is there to send got_request_exception
+        # before the 500; without receivers for it, the app's own stack does (what
+        # escapes is still reported below, as a background error if the body was out).
+        app = self._reporting_app if listening.got_request_exception else self.app
         try:
-            await self._reporting_app(
-                scope, receive, connection.send if listening.http_messages else send
-            )
+            await app(scope, receive, connection.send if listening.http_messages else send)
         except Exception as error:
             # Reported here only if no hook inside ServerErrorMiddleware did it already
             # (an app that is not Starlette's, or a failure outside that middleware).
