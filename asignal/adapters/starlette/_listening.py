@@ -8,7 +8,6 @@ import weakref
 from typing import Any, ClassVar, Final
 
 from ... import signals
-from .._common import Emitter
 
 #: Scope key holding the :class:`~asignal.adapters._common.Emitter` of the outermost
 #: installed application. Its presence tells a mounted, also-installed sub-application
@@ -90,7 +89,7 @@ class Listening:
     Each attribute named after a signal is ``True`` while that signal has a receiver for
     the sender (directly or through ``ANY``). ``http``, ``websocket`` and ``any`` say
     whether anything of an HTTP connection, a websocket connection, or either (templates
-    and flash included) is listened to. :meth:`SignalMiddleware.listening` returns one.
+    and flash included) is listened to. ``SignalMiddleware.listening()`` returns one.
     """
 
     __slots__ = (
@@ -113,8 +112,12 @@ class Listening:
         "websocket_tearing_down",
     )
 
-    def __init__(self, emitter: Emitter) -> None:
-        wants = emitter.wants
+    def __init__(self, sender: Any) -> None:
+        """Look up who listens to each signal for ``sender`` now."""
+
+        def wants(sig: Any) -> bool:
+            return bool(sig.has_receivers_for(sender))
+
         self.appcontext_pushed = wants(signals.appcontext_pushed)
         self.appcontext_tearing_down = wants(signals.appcontext_tearing_down)
         self.appcontext_popped = wants(signals.appcontext_popped)

@@ -34,10 +34,10 @@ class StarletteIntegration:
     :class:`~asignal.BackgroundRunner` also lives (:attr:`runner`).
     """
 
-    def __init__(self, app: Starlette, emitter: Emitter) -> None:
+    def __init__(self, app: Starlette, **options: Any) -> None:
+        """Made by :func:`install`, which takes the same ``options`` (and checks them)."""
         self.app = app
-        #: The options and the sender (the app) of every signal.
-        self.emitter = emitter
+        self._emitter = emitter = Emitter(app, **options)
         self.slot = RunnerSlot()
         self._build_original = app.build_middleware_stack
         self._lifespan_original: Lifespan = app.router.lifespan_context
@@ -52,12 +52,18 @@ class StarletteIntegration:
     @property
     def timeout(self) -> float | None:
         """The per-request budget of awaited receivers, in seconds (``None``: no bound)."""
-        return self.emitter.timeout
+        return self._emitter.timeout
 
     @property
     def errors(self) -> ErrorPolicy:
         """The ``_errors`` policy of every send."""
-        return self.emitter.errors
+        return self._emitter.errors
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options this app was installed with, by name (``timeout``, ``errors``,
+        ``max_pending``, ``drain_timeout``, ``background_timeout``), as validated."""
+        return self._emitter.options
 
     @property
     def runner(self) -> BackgroundRunner | None:
@@ -102,9 +108,8 @@ class StarletteIntegration:
         """A :class:`SignalMiddleware` reporting for the app in front of ``stack``, with
         the app's options and runner; it calls ``hooked`` (default: ``stack`` with the
         hook inside its ``ServerErrorMiddleware``) while a request is reported."""
-        options = self.emitter.options
-        middleware = SignalMiddleware(stack, sender=self.app, **options)
-        middleware.emitter = self.emitter
+        middleware = SignalMiddleware(stack, sender=self.app, **self.options)
+        middleware.emitter = self._emitter
         middleware.slot = self.slot
         middleware._reporting_app = with_hook(stack) if hooked is None else hooked
         middleware._reports_lifespan = False
@@ -189,17 +194,17 @@ def install(
             f"install() takes a Starlette or FastAPI application, not {type(app).__name__}; "
             "wrap other ASGI applications in SignalMiddleware"
         )
-    emitter = Emitter(
-        app,
-        timeout=timeout,
-        errors=errors,
-        max_pending=max_pending,
-        drain_timeout=drain_timeout,
-        background_timeout=background_timeout,
-    )
+    options: dict[str, Any] = {
+        "timeout": timeout,
+        "errors": errors,
+        "max_pending": max_pending,
+        "drain_timeout": drain_timeout,
+        "background_timeout": background_timeout,
+    }
+    checked = Emitter(app, **options)  # raises for a bad option before anything changes
     existing: StarletteIntegration | None = getattr(app, _INSTALLATION_ATTR, None)
     if existing is not None:
-        old, new = existing.emitter.options, emitter.options
+        old, new = existing.options, checked.options
         if old != new:
             changed = ", ".join(
                 f"{key}={old[key]!r} -> {new[key]!r}" for key in old if old[key] != new[key]
@@ -209,7 +214,7 @@ def install(
                 f"({changed}); uninstall() the first installation to change them"
             )
         return existing
-    installation = StarletteIntegration(app, emitter)
+    installation = StarletteIntegration(app, **options)
     watch_signals()
     installation._attach()
     return installation

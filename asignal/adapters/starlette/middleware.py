@@ -95,7 +95,7 @@ class SignalMiddleware:
         # Where this middleware was put, found on its first call (see Placement).
         self._placement: Placement | None = _UNCHECKED
         self._version = -1
-        self._listening = Listening(self.emitter)
+        self._listening = Listening(self.emitter.app)
         watch_signals()
 
     def listening(self) -> Listening:
@@ -103,7 +103,7 @@ class SignalMiddleware:
         version = Changes.version
         if version != self._version:
             # Read the version first: a change while reading makes the next call re-read.
-            self._listening = Listening(self.emitter)
+            self._listening = Listening(self.emitter.app)
             self._version = version
         return self._listening
 

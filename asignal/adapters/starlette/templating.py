@@ -14,7 +14,7 @@ except ImportError as error:  # pragma: no cover - exercised in a venv without j
         'asignal\'s Jinja2Templates needs jinja2: pip install "asignal[starlette]"'
     ) from error
 from starlette.background import BackgroundTask
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates as _StarletteJinja2Templates
 from starlette.types import Receive, Scope, Send
@@ -25,6 +25,8 @@ from .flash import emitter_of, get_flashed_messages
 
 __all__ = ["Jinja2Templates", "TemplateResponse"]
 
+_NOBODY: tuple[Emitter | None, Budget | None] = (None, None)
+
 
 class TemplateResponse(HTMLResponse):
     """The response of :meth:`Jinja2Templates.TemplateResponse`: an
@@ -33,7 +35,9 @@ class TemplateResponse(HTMLResponse):
     template response, which it replaces (including the ``http.response.debug``
     message its ``TestClient`` reads).
 
-    When nobody listens to ``before_render_template`` or ``template_rendered``, the
+    The signals come from the app installed for ``context["request"]`` (which
+    :meth:`Jinja2Templates.TemplateResponse` puts there). When nobody listens to
+    ``before_render_template`` or ``template_rendered``, the
     template renders in the constructor, as Starlette's does. Otherwise rendering waits
     for the response to be sent (``__call__``), so that both signals are awaited around
     it and ``before_render_template`` receivers can still change ``context``. Reading
@@ -48,13 +52,13 @@ class TemplateResponse(HTMLResponse):
         headers: Mapping[str, str] | None = None,
         media_type: str | None = None,
         background: BackgroundTask | None = None,
-        *,
-        emitter: Emitter | None = None,
-        budget: Budget | None = None,
     ) -> None:
         self.template = template
         self.context = context
         self._pending = False
+        # The app reporting the request sends the signals, within the request's budget.
+        request = context.get("request")
+        emitter, budget = emitter_of(request) if isinstance(request, HTTPConnection) else _NOBODY
         if emitter is not None and not (
             emitter.wants(signals.before_render_template)
             or emitter.wants(signals.template_rendered)
@@ -141,7 +145,6 @@ class Jinja2Templates(_StarletteJinja2Templates):
         context.setdefault("request", request)
         for context_processor in self.context_processors:
             context.update(context_processor(request))
-        emitter, budget = emitter_of(request)
         return TemplateResponse(
             self.get_template(name),
             context,
@@ -149,8 +152,6 @@ class Jinja2Templates(_StarletteJinja2Templates):
             headers=headers,
             media_type=media_type,
             background=background,
-            emitter=emitter,
-            budget=budget,
         )
 
 
