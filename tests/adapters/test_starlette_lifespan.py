@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 from asgi_lifespan import LifespanManager
+from starlette.types import Receive, Scope, Send
 
 from asignal import signals
-from asignal.adapters.starlette import install
+from asignal._background import current_runner
+from asignal.adapters.starlette import SignalMiddleware, install
 
 from .starlette_apps import Boom, make_app
 from .starlette_clients import (
@@ -101,3 +104,49 @@ async def test_uninstall_restores_the_lifespan() -> None:
         async with LifespanManager(app):
             pass
     assert rec.names(lifespan=True) == []
+
+
+async def test_signal_middleware_on_a_plain_asgi_app_runs_a_runner_for_its_lifespan() -> None:
+    """Wrapped directly around any ASGI app, the middleware reports the lifespan from its
+    messages and runs the background runner around it: what a request scheduled is
+    drained before serving_stopped, and the server hears of the shutdown last."""
+    timeline: list[str] = []
+    release = anyio.Event()
+
+    async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                kind = message["type"].rsplit(".", 1)[-1]
+                await send({"type": f"lifespan.{kind}.complete"})
+                if kind == "shutdown":
+                    return
+        runner = current_runner()
+        assert runner is not None
+        runner.schedule_nowait(drained, name="drained")
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def drained() -> None:
+        await release.wait()
+        timeline.append("drained")
+
+    async def serving(sender: Any, **extra: Any) -> None:
+        timeline.append("serving_started" if "serving_started" not in timeline else "?")
+
+    async def stopped(sender: Any, **extra: Any) -> None:
+        timeline.append("serving_stopped")
+
+    middleware = SignalMiddleware(raw_app, sender="raw")
+    with (
+        connected(signals.serving_started, serving, "raw"),
+        connected(signals.serving_stopped, stopped, "raw"),
+    ):
+        async with LifespanManager(middleware):
+            assert await call(middleware) == [
+                {"type": "http.response.start", "status": 204, "headers": []},
+                {"type": "http.response.body", "body": b""},
+            ]
+            release.set()
+            timeline.append("shutdown")
+    assert timeline == ["serving_started", "shutdown", "drained", "serving_stopped"]
