@@ -101,3 +101,24 @@ async def test_get_flashed_messages_filters_and_caches_per_request() -> None:
     assert get_flashed_messages(request, with_categories=True) == [("info", "a"), ("error", "b")]
     await flash(request, "c", "warning")
     assert request.session["_flashes"] == [["warning", "c"]]
+
+
+def test_get_flashed_messages_is_typed_by_with_categories() -> None:
+    """The overloads let a checker see ``list[str]`` or ``list[tuple[str, str]]``."""
+    from mypy import api
+
+    code = (
+        "from starlette.requests import Request\n"
+        "from asignal.adapters.starlette import get_flashed_messages\n"
+        "def messages(request: Request) -> list[str]:\n"
+        "    return get_flashed_messages(request)\n"
+        "def pairs(request: Request) -> list[tuple[str, str]]:\n"
+        "    return get_flashed_messages(request, with_categories=True)\n"
+        "def wrong(request: Request) -> list[str]:\n"
+        "    return get_flashed_messages(request, True)\n"
+    )
+    stdout, _, status = api.run(["--strict", "--no-incremental", "-c", code])
+    assert status == 1, stdout
+    errors = [line for line in stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 1, stdout
+    assert errors[0].startswith("<string>:8:"), stdout
