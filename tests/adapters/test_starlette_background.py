@@ -312,3 +312,32 @@ async def test_a_fastapi_sync_endpoint_schedules_on_the_apps_runner(
         assert timeline.index("background") > timeline.index("endpoint")
         if listened:
             assert timeline.index("background") > timeline.index("request_finished")
+
+
+async def test_without_a_lifespan_a_connection_holds_at_most_max_pending_calls(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = make_app()
+    install(app, max_pending=2)
+    ran: list[int] = []
+    accepted: list[bool] = []
+
+    async def work(index: int) -> None:
+        ran.append(index)
+
+    async def schedule_three(sender: Any, **extra: Any) -> None:
+        runner = current_runner()
+        assert runner is not None
+        for index in range(3):
+            scheduled = runner.schedule_nowait(work, index, name=f"work {index}")
+            accepted.append(scheduled is not None)
+
+    with (
+        caplog.at_level(logging.WARNING, logger="asignal"),
+        connected(signals.request_started, schedule_three, app),
+    ):
+        await call(app)
+
+    assert accepted == [True, True, False]
+    assert sorted(ran) == [0, 1]
+    assert any("work 2 dropped" in record.getMessage() for record in caplog.records)

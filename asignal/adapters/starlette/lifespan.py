@@ -4,6 +4,7 @@ the app serves; and the per-connection runner of an app served without a lifespa
 from __future__ import annotations
 
 import contextvars
+import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from .middleware import SignalMiddleware
 
 __all__ = ["CallRunner", "Lifespan", "RunnerSlot", "report_lifespan", "reporting_lifespan"]
+
+logger = logging.getLogger("asignal")
 
 #: The type of a Starlette router's ``lifespan_context``.
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
@@ -43,14 +46,16 @@ class CallRunner(BackgroundRunner):
     returned, on a real runner with the installed bounds, before the ASGI call ends. The
     response is out by then, and nothing outlives the call.
 
-    Building one costs a list: it is never entered itself, so a connection that
-    schedules nothing pays for nothing else."""
+    It holds at most ``limit`` calls (the installed ``max_pending``); past that, a call
+    is dropped and logged, as a full runner drops it. Building one costs a list: it is
+    never entered itself, so a connection that schedules nothing pays for nothing else."""
 
     # Read by current_runner(); a CallRunner is never entered, so never finished.
     _finished = False
 
-    def __init__(self) -> None:  # no super().__init__(): see the class docstring
+    def __init__(self, limit: int) -> None:  # no super().__init__(): see the docstring
         self.work: list[_Work] = []
+        self.limit = limit
         self._forward: BackgroundRunner | None = None
 
     def __repr__(self) -> str:
@@ -83,6 +88,13 @@ class CallRunner(BackgroundRunner):
         if forward is not None:
             # Scheduled by work that is already running: straight onto its runner.
             return forward.schedule_nowait(fn, *args, name=name, timeout=timeout, context=context)
+        if len(self.work) >= self.limit:
+            logger.warning(
+                "background call %s dropped: the connection has %d calls pending",
+                name,
+                self.limit,
+            )
+            return None
         if context is None:
             context = contextvars.copy_context()
         # list.append is atomic: a FastAPI sync endpoint may schedule from a worker thread.

@@ -158,7 +158,7 @@ class SignalMiddleware:
     async def _without_lifespan(self, call: Awaitable[None]) -> None:
         """Await ``call`` (the connection) with a runner of its own made current, and run
         what it scheduled once it is done: the app is served without a lifespan."""
-        deferred = CallRunner()
+        deferred = CallRunner(self.emitter.max_pending)
         with deferred.activate():
             try:
                 await call
