@@ -132,7 +132,7 @@ async def test_the_lifespan_runner_drains_before_serving_stopped(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = make_app()
-    installation = install(app, drain_timeout=0.2)
+    installation = install(app, drain_timeout=0.5)
     release = anyio.Event()
     timeline: list[str] = []
     runners: list[BackgroundRunner | None] = []
