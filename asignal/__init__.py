@@ -7,9 +7,20 @@ priorities, timeouts and error policies. The Flask core signal set lives in
 :mod:`asignal.adapters`.
 """
 
+from ._dispatch import ErrorPolicy
 from ._receivers import ANY
 from ._signal import NamedSignal, Namespace, Signal, default_namespace, signal
+from ._weak_warning import WeakReceiverWarning
 
-__all__ = ["ANY", "NamedSignal", "Namespace", "Signal", "default_namespace", "signal"]
+__all__ = [
+    "ANY",
+    "ErrorPolicy",
+    "NamedSignal",
+    "Namespace",
+    "Signal",
+    "WeakReceiverWarning",
+    "default_namespace",
+    "signal",
+]
 
 __version__ = "0.1.0"

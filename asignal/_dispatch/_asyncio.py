@@ -63,7 +63,7 @@ async def run(
         except BaseExceptionGroup as group:
             send.reraise(group)
         tier_run.finish(timeout)
-    return send.results
+    return send.take_results()
 
 
 async def _rest(aio: Any, tier_run: TierRun) -> None:

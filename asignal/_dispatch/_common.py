@@ -15,6 +15,7 @@ from .._receivers import Record, describe
 
 if TYPE_CHECKING:
     import logging
+    from types import FrameType
 
     from .._signal import Signal
 
@@ -134,12 +135,14 @@ def _detach(exc: BaseException) -> None:
     own frame breaks the cycle and loses nothing a user debugs with.
     """
     tb = exc.__traceback__
-    while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if not (filename.startswith(_ENGINE_DIR) or filename in _SIGNAL_FILES):
-            break
+    while tb is not None and _is_engine(tb.tb_frame):
         tb = tb.tb_next
     exc.__traceback__ = tb
+
+
+def _is_engine(frame: FrameType) -> bool:
+    filename = frame.f_code.co_filename
+    return filename.startswith(_ENGINE_DIR) or filename in _SIGNAL_FILES
 
 
 def collected(signal: Signal, receiver: Any, exc: BaseException) -> BaseException:

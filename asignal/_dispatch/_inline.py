@@ -96,6 +96,10 @@ async def inline(
                     raise
                 value = collected(signal, receiver, exc)
             results.append((receiver, value))
+    # A collected exception of a sync receiver links back to this frame (its
+    # traceback's frame's f_back), which must then not hold the results: a cycle.
+    del results
+    value = None
 
 
 async def spawned(

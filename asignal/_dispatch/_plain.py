@@ -104,6 +104,9 @@ class Plain:
                 assert timeout is not None
                 value = expired(self.signal, receiver, timeout, log=True)
             results.append((receiver, value))
+        # A collected exception of a sync receiver links back to _one's frame, which
+        # references this list: it must not lead back to the exception (a cycle).
+        slots.clear()
         return results
 
     def _callable(self, receiver: Any, is_async: bool) -> tuple[Any, bool]:

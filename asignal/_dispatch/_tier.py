@@ -60,7 +60,15 @@ class Send:
         """Only sync receivers: nothing can suspend, on any backend."""
         for tier in plan.tiers:
             TierRun(self, tier).begin()
-        return self.results
+        return self.take_results()
+
+    def take_results(self) -> list[Result]:
+        """The results, which this send then forgets: a collected exception of a sync
+        receiver links back to frames that reference this object, which must then not
+        lead back to the exception (a reference cycle)."""
+        results = self.results
+        self.results = []
+        return results
 
     def runs(
         self,
@@ -272,6 +280,7 @@ class TierRun:
             if value is PENDING:
                 value = expired(send.signal, receiver, seconds, log=True)
             send.results.append((receiver, value))
+        self.slots.clear()  # see Send.take_results
 
 
 def no_start(*args: Any) -> None:  # pragma: no cover - only reached with async receivers

@@ -38,7 +38,7 @@ async def run(send: Send, plan: Plan, send_timeout: float | None) -> list[Result
         else:
             await _in_scope(trio, send, tier_run, timeout)
         tier_run.finish(timeout)
-    return send.results
+    return send.take_results()
 
 
 async def _in_nursery(trio: Any, send: Send, tier_run: TierRun, send_timeout: float | None) -> None:
