@@ -1,0 +1,126 @@
+"""Bad options get a clear error naming the option, before any receiver runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from asignal import Signal
+
+HUGE = 10**400  # an int no float can hold
+
+
+def test_a_huge_connect_timeout_is_refused_by_name() -> None:
+    sig = Signal()
+
+    async def on_event(sender: Any) -> None: ...
+
+    with pytest.raises(ValueError, match=r"timeout of receiver .*on_event is too large"):
+        sig.connect(on_event, weak=False, timeout=HUGE)
+    assert not sig.receivers
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("option", ["_timeout", "_receiver_timeout"])
+async def test_a_huge_send_timeout_is_refused_by_name(option: str) -> None:
+    sig = Signal()
+    calls: list[str] = []
+
+    async def on_event(sender: Any) -> None:
+        calls.append("called")
+
+    sig.connect(on_event, weak=False)
+    with pytest.raises(ValueError, match=f"{option} is too large"):
+        await sig.send_async(None, **{option: HUGE})
+    assert calls == []
+
+
+@pytest.mark.anyio
+async def test_a_float_timeout_beyond_any_clock_is_no_limit() -> None:
+    sig = Signal()
+
+    async def on_event(sender: Any) -> str:
+        return "ok"
+
+    sig.connect(on_event, weak=False)
+    assert await sig.send_async(None, _timeout=float("inf")) == [(on_event, "ok")]
+    assert await sig.send_async(None, _timeout=1e308) == [(on_event, "ok")]
+
+
+@pytest.mark.anyio
+async def test_a_sync_wrapper_that_is_not_callable_is_refused_by_name() -> None:
+    sig = Signal()
+    calls: list[str] = []
+
+    def on_event(sender: Any) -> None:
+        calls.append("called")
+
+    sig.connect(on_event, weak=False)
+    with pytest.raises(TypeError, match="_sync_wrapper must be a callable"):
+        await sig.send_async(None, _sync_wrapper=42)  # type: ignore[arg-type]
+    assert calls == []
+
+
+def test_an_async_wrapper_that_is_not_callable_is_refused_by_name() -> None:
+    sig = Signal()
+    calls: list[str] = []
+
+    def on_event(sender: Any) -> None:
+        calls.append("called")
+
+    sig.connect(on_event, weak=False)
+    with pytest.raises(TypeError, match="_async_wrapper must be a callable"):
+        sig.send(None, _async_wrapper=42)  # type: ignore[arg-type]
+    assert calls == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("_timout", "_timeout"),
+        ("_error", "_errors"),
+        ("_sequentail", "_sequential"),
+        ("_async_wrapper", "_sync_wrapper"),
+        ("_reciever_timeout", "_receiver_timeout"),
+    ],
+)
+async def test_a_misspelt_option_is_refused_with_the_right_name(typo: str, meant: str) -> None:
+    sig = Signal()
+    calls: list[dict[str, Any]] = []
+
+    async def on_event(sender: Any, **kwargs: Any) -> None:
+        calls.append(kwargs)
+
+    sig.connect(on_event, weak=False)
+    with pytest.raises(TypeError, match=f"unknown option '{typo}'; did you mean '{meant}'"):
+        await sig.send_async(None, **{typo: 0.01})
+    assert calls == []
+
+
+def test_a_misspelt_async_wrapper_is_refused_by_send() -> None:
+    sig = Signal()
+    sig.connect(print, weak=False)
+    with pytest.raises(TypeError, match="did you mean '_async_wrapper'"):
+        sig.send(None, _asyc_wrapper=print)
+
+
+@pytest.mark.anyio
+async def test_other_underscored_keywords_stay_payload_as_in_blinker() -> None:
+    sig = Signal()
+
+    async def on_event(sender: Any, **kwargs: Any) -> dict[str, Any]:
+        return kwargs
+
+    sig.connect(on_event, weak=False)
+    payload = {"_id": 7, "_private": "x", "_": None, "request": 1}
+    assert await sig.send_async(None, **payload) == [(on_event, payload)]
+
+    def on_sync(sender: Any, **kwargs: Any) -> dict[str, Any]:
+        return kwargs
+
+    other = Signal()
+    other.connect(on_sync, weak=False)
+    # send_async's options are payload to send, as they are to blinker's send.
+    assert other.send(None, _timeout=3, _id=1) == [(on_sync, {"_timeout": 3, "_id": 1})]
