@@ -118,3 +118,11 @@ def test_table_and_files(smoke: tuple[str, Path, dict[str, Any]]) -> None:
     assert any(name.endswith("/asignal") for name in names)
     assert any(name.startswith("trio/") for name in names)
     assert report["passed"] + report["failed"] == sum(bool(r["checks"]) for r in report["rows"])
+
+
+def test_the_import_case_compares_fresh_interpreters(
+    smoke: tuple[str, Path, dict[str, Any]],
+) -> None:
+    (row,) = _rows(smoke[2], "9", "-")
+    assert [c["label"] for c in row["checks"]] == ["a/b≤1.5"]
+    assert all(row["cells"][lib] > 0 for lib in LIBS)
