@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 
 from ._harness import Config, Row, Series, ratio_check
 
@@ -45,10 +46,20 @@ def import_seconds(statement: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def _one_import(statement: str) -> Callable[[int], float]:
+    # The rounds are driven by run() (one fresh interpreter per value), not the harness.
+    def once(loops: int) -> float:
+        return import_seconds(statement)
+
+    return once
+
+
 def run(cfg: Config) -> tuple[list[Row], list[Series]]:
     """Measure every column in ``cfg.rounds`` rounds of fresh interpreters."""
-    # The rounds are driven here (one fresh interpreter per value), not by the harness.
-    series = {lib: Series(f"import/{lib}", import_seconds, loops=1) for lib in STATEMENTS}
+    series = {
+        lib: Series(f"import/{lib}", _one_import(statement), loops=1)
+        for lib, statement in STATEMENTS.items()
+    }
     order = list(series)
     for round_no in range(max(cfg.rounds, 3)):
         k = round_no % len(order)
