@@ -52,8 +52,10 @@ class AnySender:
         return "ANY"
 
 
-#: The sender that means "any sender", as blinker's ``ANY``.
 ANY: Final[AnySender] = AnySender()
+"""The sender that means "any sender", as blinker's ``ANY``: ``connect(receiver)`` (or
+``connect(receiver, ANY)``) connects ``receiver`` for every sender. Its type is
+:class:`AnySender`, of which it is the only instance."""
 
 #: The bucket key of receivers connected to ANY. A tuple no sender key can equal: sender
 #: keys are ints (ids) or ``(type, value)`` pairs whose first item is a type.
