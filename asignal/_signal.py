@@ -24,10 +24,10 @@ from ._dispatch import (
     collected,
     dispatch,
     inline,
-    label,
     own_cancellation,
     resume,
     resume_single,
+    send_wrapped,
 )
 from ._options import SEND_ASYNC_OPTIONS, SEND_OPTIONS, check_underscored, check_wrapper
 from ._receivers import (
@@ -36,7 +36,6 @@ from ._receivers import (
     KEYED_SPECIALLY,
     Record,
     check_timeout,
-    describe,
     make_record,
     receiver_id,
     sender_key,
@@ -258,7 +257,7 @@ class Signal(Registry):
             if not plan.getters:
                 return []
         if plan.has_async:
-            return self._send_wrapped(plan, sender, _async_wrapper, kwargs)
+            return send_wrapped(self, plan, sender, _async_wrapper, kwargs)
         getters = plan.getters
         if len(getters) == 1:
             # One receiver is common (a logger, a test's recorder): no loop at all.
@@ -271,30 +270,6 @@ class Signal(Registry):
         if kwargs:
             return [(r, r(sender, **kwargs)) for get in plan.getters if (r := get()) is not None]
         return [(r, r(sender)) for get in plan.getters if (r := get()) is not None]
-
-    def _send_wrapped(
-        self,
-        plan: Any,
-        sender: Any,
-        wrapper: Callable[[Callable[..., Awaitable[Any]]], Callable[..., Any]] | None,
-        kwargs: dict[str, Any],
-    ) -> list[tuple[Callable[..., Any], Any]]:
-        live = [(get(), is_async) for get, is_async, _ in plan.entries]
-        if wrapper is None:
-            for receiver, is_async in live:
-                if is_async and receiver is not None:
-                    raise RuntimeError(
-                        f"cannot send signal {label(self)} to coroutine receiver "
-                        f"{describe(receiver)} with send(); use 'await send_async()' or "
-                        "pass _async_wrapper"
-                    )
-        results = []
-        for receiver, is_async in live:
-            if receiver is None:
-                continue
-            fn = wrapper(receiver) if is_async and wrapper is not None else receiver
-            results.append((receiver, fn(sender, **kwargs)))
-        return results
 
     async def send_async(
         self,
@@ -456,38 +431,5 @@ class Signal(Registry):
         )
 
 
-class NamedSignal(Signal):
-    """A :class:`Signal` with a name, as blinker's ``NamedSignal``.
-
-    :param name: the signal's name (its key in its :class:`Namespace`).
-    :param doc: the signal's docstring.
-    """
-
-    def __init__(self, name: str, doc: str | None = None) -> None:
-        super().__init__(doc)
-        #: The signal's name.
-        self.name: str = name
-
-    def __repr__(self) -> str:
-        base = super().__repr__()
-        return f"{base[:-1]}; {self.name!r}>"
-
-
-class Namespace(dict[str, NamedSignal]):
-    """A dict of named signals, as blinker's ``Namespace``."""
-
-    def signal(self, name: str, doc: str | None = None) -> NamedSignal:
-        """Return the signal called ``name``, creating it on first use. The same name
-        always gives the same object."""
-        try:
-            return self[name]
-        except KeyError:
-            return self.setdefault(name, NamedSignal(name, doc))
-
-
-#: The namespace behind :func:`signal`, as blinker's ``default_namespace``.
-default_namespace: Namespace = Namespace()
-
-#: ``signal(name, doc=None)``: the :class:`NamedSignal` called ``name`` in
-#: :data:`default_namespace`, created on first use (as blinker's ``signal``).
-signal = default_namespace.signal
+# Defined on top of Signal, and importable from here as they always were.
+from ._namespace import NamedSignal, Namespace, default_namespace, signal  # noqa: E402

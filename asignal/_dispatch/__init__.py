@@ -11,7 +11,8 @@ Each file reads on its own:
 - ``_asyncio.py`` / ``_trio.py``: each backend's part of the hand-off (a task group
   entered at the hand-off; a nursery opened before the tier starts);
 - ``_plain.py``: ``_sequential``, ``_limit``, per-receiver timeouts and
-  ``_sync_wrapper``, on anyio.
+  ``_sync_wrapper``, on anyio;
+- ``_sync.py``: ``send()`` with coroutine receivers (``_async_wrapper``).
 
 Nothing here imports asyncio, trio, anyio or logging at import time.
 """
@@ -38,6 +39,7 @@ from ._common import (
 )
 from ._inline import inline
 from ._plain import Plain
+from ._sync import send_wrapped
 from ._tier import Send
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ __all__ = [
     "own_cancellation",
     "resume",
     "resume_single",
+    "send_wrapped",
 ]
 
 
