@@ -1,7 +1,9 @@
-"""Bad options get a clear error naming the option, before any receiver runs."""
+"""Bad input gets a clear error naming the receiver or option at fault, before any
+receiver runs."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -124,3 +126,66 @@ async def test_other_underscored_keywords_stay_payload_as_in_blinker() -> None:
     other.connect(on_sync, weak=False)
     # send_async's options are payload to send, as they are to blinker's send.
     assert other.send(None, _timeout=3, _id=1) == [(on_sync, {"_timeout": 3, "_id": 1})]
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+def test_non_callable_receiver_is_refused_by_name() -> None:
+    with pytest.raises(TypeError, match="'not a function' is not callable"):
+        Signal().connect("not a function")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [-1, -0.5, math.nan])
+def test_bad_connect_timeout_is_refused(bad: float) -> None:
+    def on_x(s: Any) -> None: ...
+
+    with pytest.raises(ValueError, match="on_x"):
+        Signal().connect(on_x, timeout=bad)
+
+
+def test_nan_priority_is_refused() -> None:
+    with pytest.raises(ValueError, match="priority"):
+        Signal().connect(lambda s: None, weak=False, priority=math.nan)
+
+
+def test_extra_positional_arguments_are_refused() -> None:
+    sig = Signal()
+    with pytest.raises(TypeError):
+        sig.send(1, 2)  # type: ignore[misc]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"_timeout": -1}, ValueError),
+        ({"_timeout": math.nan}, ValueError),
+        ({"_receiver_timeout": -0.1}, ValueError),
+        ({"_receiver_timeout": math.nan}, ValueError),
+        ({"_errors": "ignore"}, ValueError),
+        ({"_limit": 0}, ValueError),
+        ({"_limit": -3}, ValueError),
+        ({"_timeout": "5"}, TypeError),
+        ({"_limit": 1.5}, TypeError),
+    ],
+)
+async def test_bad_send_async_options_raise_before_any_receiver_runs(
+    options: dict[str, Any], error: type[Exception]
+) -> None:
+    sig = Signal()
+    ran: list[str] = []
+
+    async def receiver(s: Any) -> None:
+        ran.append("ran")
+
+    sig.connect(receiver)
+    with pytest.raises(error, match=next(iter(options))):
+        await sig.send_async(**options)
+    assert ran == []
+
+
+@pytest.mark.anyio
+async def test_send_async_refuses_extra_positional_arguments() -> None:
+    with pytest.raises(TypeError):
+        await Signal().send_async(1, 2)  # type: ignore[misc]
