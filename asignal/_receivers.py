@@ -163,7 +163,7 @@ def _check_priority(priority: float) -> float:
 
 # Every record carries the same fields; ``senders`` is a tuple of sender keys, shared
 # (``_ANY_ONLY``) by all receivers connected only to ANY so they cost no tuple each.
-_FIELDS = ("rid", "is_async", "priority", "timeout", "seq", "senders", "site")
+_FIELDS = ("rid", "is_async", "priority", "timeout", "seq", "senders", "connected_at")
 _ANY_ONLY: Final = (ANY_KEY,)
 
 
@@ -179,7 +179,7 @@ class _Fields:
     senders: tuple[Hashable, ...]
     #: Where a weak receiver that looks short-lived was connected, until a send reaches
     #: it (see :mod:`asignal._weak_warning`); ``None`` otherwise.
-    site: tuple[str, str, str, int] | None
+    connected_at: tuple[str, str, str, int] | None
 
 
 class _Weak(_Fields):
@@ -254,7 +254,7 @@ def make_record(
     record.priority = priority
     record.timeout = timeout
     record.senders = ()
-    record.site = None
+    record.connected_at = None
     return record
 
 

@@ -80,8 +80,8 @@ class Registry:
             sig = self_ref()
             if sig is not None:
                 sig._forget(record)
-                if record.site is not None:
-                    warn_collected(record.site, sig)
+                if record.connected_at is not None:
+                    warn_collected(record.connected_at, sig)
 
         def sender_collected(ref: _SenderRef | _SenderMethodRef) -> None:
             sig = self_ref()
@@ -193,7 +193,7 @@ class Registry:
                 for record in records:
                     # A send is about to reach it: its weak-reference diagnosis is moot.
                     # Here, once per plan, rather than on the send path.
-                    record.site = None
+                    record.connected_at = None
                 plan = Plan(records) if records else _EMPTY_PLAN
                 self._plans[key] = plan
             if key is ANY_KEY and len(self._by_sender) == (ANY_KEY in self._by_sender):

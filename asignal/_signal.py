@@ -129,7 +129,7 @@ class Signal(Registry):
             on_collected=self._receiver_collected,
         )
         if weak:
-            record.site = connect_site(receiver)
+            record.connected_at = connect_site(receiver)
         self._add(record, key, sender)
         if "receiver_connected" in self.__dict__ and self.receiver_connected.receivers:
             try:
