@@ -28,6 +28,7 @@ from ._dispatch import (
     resume,
     resume_single,
     send_wrapped,
+    single_on_trio,
 )
 from ._options import SEND_ASYNC_OPTIONS, SEND_OPTIONS, check_underscored, check_wrapper
 from ._receivers import (
@@ -358,15 +359,18 @@ class Signal(Registry):
         if not _sequential and _limit is None and _receiver_timeout is None:
             # The fast paths. on_trio() is inlined, and asked only when it matters: this
             # is the hot path.
-            if plan.single and (
-                _timeout is None
-                or (sn := sys.modules.get("sniffio")) is None
-                or sn.thread_local.name != "trio"
-            ):
+            if plan.single:
                 # One coroutine receiver: its first step right here, no driver at all.
                 receiver = plan.getters[0]()
                 if receiver is None:
                     return []
+                if (
+                    _timeout is not None
+                    and (sn := sys.modules.get("sniffio")) is not None
+                    and sn.thread_local.name == "trio"
+                ):
+                    # trio: the deadline's scope must be open before the receiver starts.
+                    return await single_on_trio(self, receiver, sender, kwargs, collect, _timeout)
                 started = monotonic() if _timeout is not None else 0.0
                 run = copy_context().run
                 try:

@@ -98,13 +98,22 @@ def fine_at_once(sender: Any, **kwargs: Any) -> str:
     ("receivers", "options"),
     [
         ((cancels_itself,), {}),
+        ((cancels_itself,), {"_timeout": 30}),
         ((cancels_itself, returns), {}),
         ((returns, cancels_itself, fine_at_once), {}),
         ((returns, cancels_itself), {"_timeout": 30}),
         ((cancels_itself, returns), {"_sequential": True}),
         ((returns, cancels_itself), {"_limit": 1}),
     ],
-    ids=["single", "on-senders-task", "beside", "with-timeout", "sequential", "limit"],
+    ids=[
+        "single",
+        "single-timeout",
+        "on-senders-task",
+        "beside",
+        "with-timeout",
+        "sequential",
+        "limit",
+    ],
 )
 async def test_a_receivers_own_cancellation_is_collected_as_its_failure(
     receivers: tuple[Any, ...], options: dict[str, Any], caplog: pytest.LogCaptureFixture

@@ -41,6 +41,7 @@ from ._inline import inline
 from ._plain import Plain
 from ._sync import send_wrapped
 from ._tier import Send
+from ._trio import single_on_trio
 
 if TYPE_CHECKING:
     from .._signal import Signal
@@ -61,6 +62,7 @@ __all__ = [
     "resume",
     "resume_single",
     "send_wrapped",
+    "single_on_trio",
 ]
 
 

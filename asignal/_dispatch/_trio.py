@@ -18,12 +18,17 @@ one. trio is taken from ``sys.modules``: it is imported whenever this code runs.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from contextvars import copy_context
+from typing import TYPE_CHECKING, Any
 
-from ._common import Plan, Result, send_expired
+from ._common import Plan, Result, collected, expired, own_cancellation, send_expired
+from ._inline import drive
 from ._tier import Send, TierRun, no_start
 
-__all__ = ["run"]
+if TYPE_CHECKING:
+    from .._signal import Signal
+
+__all__ = ["run", "single_on_trio"]
 
 
 async def run(send: Send, plan: Plan, send_timeout: float | None) -> list[Result]:
@@ -70,3 +75,42 @@ async def _in_scope(trio: Any, send: Send, tier_run: TierRun, send_timeout: floa
             await tier_run.drive_beside(no_start, scope.cancel)
     if scope.cancelled_caught and timeout is not None and not send.collect:
         raise send_expired(send.signal, timeout)
+
+
+async def single_on_trio(
+    signal: Signal,
+    receiver: Any,
+    sender: Any,
+    kwargs: dict[str, Any],
+    collect: bool,
+    send_timeout: float,
+) -> list[Result]:
+    """A send to one coroutine receiver under ``send_timeout`` seconds: the deadline's
+    scope, then the receiver inside it, in a copy of the sender's context. (trio's cancel
+    scope is most of what this costs; the general path would add a tier's machinery.)"""
+    timeout = send_timeout
+    trio = sys.modules["trio"]
+    step = copy_context().run
+    value: Any = None
+    with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+        try:
+            coro = receiver(sender, **kwargs)
+            try:
+                pending = step(coro.send, None)
+            except StopIteration as stop:
+                value = stop.value
+            else:
+                value = await drive(coro, pending, step)
+        except Exception as exc:
+            if not collect:
+                raise
+            value = collected(signal, receiver, exc)
+        except BaseException as exc:
+            if not collect or not own_cancellation(exc):
+                raise
+            value = collected(signal, receiver, exc)
+    if scope.cancelled_caught:
+        if not collect:
+            raise send_expired(signal, timeout)
+        value = expired(signal, receiver, timeout, log=True)
+    return [(receiver, value)]
