@@ -60,6 +60,29 @@ def test_importing_asignal_imports_no_framework() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_the_core_imports_no_event_loop_and_no_heavy_stdlib() -> None:
+    # What only some sends need is imported by the first send that needs it: this keeps
+    # ``import asignal`` within 1.5 x ``import blinker`` (benchmarks/bench_import.py).
+    # The package's __init__ is skipped, so that this holds the signal core (Signal and
+    # its engine) to it, whatever else asignal/__init__.py imports.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    package = Path(asignal.__file__).parent
+    heavy = ("asyncio", "trio", "anyio", "sniffio", "inspect", "logging", "difflib")
+    code = (
+        "import sys, types;"
+        "pkg = types.ModuleType('asignal');"
+        f"pkg.__path__ = [{str(package)!r}];"
+        "sys.modules['asignal'] = pkg;"
+        "import asignal._signal, asignal._namespace;"
+        f"bad = [m for m in {heavy!r} if m in sys.modules];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 # --- connecting and sending ------------------------------------------------------------------
 
 
