@@ -250,7 +250,7 @@ class Signal(Registry):
             check_wrapper(_async_wrapper, "_async_wrapper", "a coroutine receiver into a sync one")
         if kwargs:
             for key in kwargs:
-                if key[:1] == "_":
+                if "_" <= key < "`":  # starts with "_": see send_async
                     check_underscored(key, SEND_OPTIONS, "send")
         plan = self._any_only
         if plan is None:
@@ -347,7 +347,8 @@ class Signal(Registry):
             check_wrapper(_sync_wrapper, "_sync_wrapper", "a sync receiver into an async one")
         if kwargs:
             for key in kwargs:
-                if key[:1] == "_":
+                # Starts with "_" ("`" follows "_"): two compares, no slice.
+                if "_" <= key < "`":
                     check_underscored(key, SEND_ASYNC_OPTIONS, "send_async")
         plan = self._any_only
         if plan is None:
