@@ -257,3 +257,36 @@ async def test_a_failing_receiver_leaves_no_cycle(
         results = await sig.send_async(None, _errors="collect", **options)
     assert calls == ["owner"]  # not called by the second send: its owner is gone
     assert [r for r, _ in results][-2:] == [failing, returns]
+
+
+@pytest.mark.usefixtures("no_cyclic_gc")
+@pytest.mark.parametrize(
+    ("receivers", "options"),
+    [
+        ((fails, returns), {}),
+        ((fails_sync, returns), {}),
+        ((fails_later, returns), {}),
+        ((fails_later, returns), {"_timeout": 30}),
+        ((fails_later,), {}),
+        ((fails_later, returns), {"_sequential": True}),
+    ],
+    ids=["inline", "inline-sync", "hand-off", "hand-off-timeout", "single", "sequential"],
+)
+async def test_a_raised_failure_leaves_no_cycle(
+    receivers: tuple[Any, ...], options: dict[str, Any]
+) -> None:
+    # Under "raise" the exception reaches the caller; once the caller is done with it,
+    # the send's kwargs must go at once, like any exception's.
+    sig = Signal()
+    for receiver in receivers:
+        sig.connect(receiver, weak=False)
+    payload = Payload()
+    payload_ref = weakref.ref(payload)
+    raised = False
+    try:
+        await sig.send_async(None, request=payload, **options)
+    except ValueError:
+        raised = True
+    assert raised
+    del payload
+    assert payload_ref() is None

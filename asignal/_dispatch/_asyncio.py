@@ -17,7 +17,15 @@ from collections.abc import Callable, Iterator
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
-from ._common import Entry, Plan, Result, collected, expired, own_cancellation, send_expired
+from ._common import (
+    Entry,
+    Plan,
+    Result,
+    collected,
+    expired,
+    own_cancellation,
+    send_expired,
+)
 from ._inline import drive
 from ._tier import Send, TierRun, no_start
 
@@ -45,24 +53,36 @@ async def run(
     if timeout is not None:
         elapsed = monotonic() - started if started is not None else 0.0
         send.deadline = loop.time() + timeout - elapsed
-    for tier_run, suspended, _ in send.runs(plan, first, timeout, loop.time):
-        try:
-            if suspended or tier_run.begin():
-                if timeout is None:
-                    await _rest(aio, tier_run)
-                else:
-                    # Armed only now that something suspended: a send whose receivers
-                    # all finish inline never pays for a timer.
-                    async with aio.timeout_at(send.deadline):
+    failure: BaseException | None = None
+    try:
+        for tier_run, suspended, _ in send.runs(plan, first, timeout, loop.time):
+            try:
+                if suspended or tier_run.begin():
+                    if timeout is None:
                         await _rest(aio, tier_run)
-        except TimeoutError:
-            if send.failures:
-                raise  # a receiver's own TimeoutError
-            if not send.collect:
-                raise send_expired(send.signal, timeout or 0.0) from None
-        except BaseExceptionGroup as group:
-            send.reraise(group)
-        tier_run.finish(timeout)
+                    else:
+                        # Armed only now that something suspended: a send whose receivers
+                        # all finish inline never pays for a timer.
+                        async with aio.timeout_at(send.deadline):
+                            await _rest(aio, tier_run)
+            except TimeoutError:
+                if send.failures:
+                    raise  # a receiver's own TimeoutError
+                if not send.collect:
+                    raise send_expired(send.signal, timeout or 0.0) from None
+            except BaseExceptionGroup as group:
+                failure = send.failure_of(group)
+            if failure is not None:
+                try:
+                    raise failure  # outside the handler: see failure_of
+                finally:
+                    del failure  # this frame is in its traceback
+            tier_run.finish(timeout)
+    except BaseException:
+        # Its traceback holds frames that reference this send, which must then not
+        # hold the failures: a reference cycle (see failure_of).
+        send.failures.clear()
+        raise
     return send.take_results()
 
 

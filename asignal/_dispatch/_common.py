@@ -33,7 +33,7 @@ __all__ = [
     "label",
     "on_trio",
     "own_cancellation",
-    "raise_failures",
+    "failure_of",
     "send_expired",
 ]
 
@@ -199,23 +199,22 @@ def send_expired(signal: Signal, seconds: float) -> TimeoutError:
     return TimeoutError(f"send_async of signal {label(signal)} timed out after {seconds:g} s")
 
 
-def raise_failures(signal: Signal, failures: list[tuple[int, BaseException]]) -> None:
-    """Raise what failed, in dispatch order: one exception as itself, several as an
-    ``ExceptionGroup`` (a ``BaseExceptionGroup`` if any is not an ``Exception``).
+def failure_of(signal: Signal, failures: list[tuple[int, BaseException]]) -> BaseException:
+    """What to raise for ``failures``, in dispatch order: one exception as itself, several
+    as an ``ExceptionGroup`` (a ``BaseExceptionGroup`` if any is not an ``Exception``).
 
     ``failures`` is emptied: it belongs to an object that the raised traceback's frames
-    reference, and must not hold the exceptions in a cycle with them.
+    reference, and must not hold the exceptions in a cycle with them. Raise the result
+    outside any ``except`` block, or it gets the group being handled as its
+    ``__context__``: another cycle (the group holds it); and drop the local that held
+    it, since the raising frame joins its traceback.
     """
     failures.sort(key=lambda f: f[0])
     excs = [exc for _, exc in failures]
     failures.clear()
     if len(excs) == 1:
-        exc = excs[0]
-        try:
-            raise exc
-        finally:
-            del exc, excs
-    raise BaseExceptionGroup(f"{len(excs)} receivers of signal {label(signal)} raised", excs)
+        return excs[0]
+    return BaseExceptionGroup(f"{len(excs)} receivers of signal {label(signal)} raised", excs)
 
 
 def on_trio() -> bool:

@@ -21,8 +21,8 @@ from ._common import (
     Result,
     collected,
     expired,
+    failure_of,
     own_cancellation,
-    raise_failures,
     send_expired,
 )
 
@@ -78,16 +78,29 @@ class Plain:
         receivers: list[Any] = [None] * len(plan.entries)
         slots: list[Any] = [PENDING] * len(plan.entries)
         failures: list[tuple[int, BaseException]] = []
-        with anyio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
-            base = 0
-            for tier in plan.tiers:
-                try:
-                    await self._tier(tier, base, receivers, slots, failures)
-                except BaseExceptionGroup as group:
-                    if not failures or group.subgroup(lambda e: not isinstance(e, Exception)):
-                        raise
-                    raise_failures(self.signal, failures)
-                base += len(tier)
+        failure: BaseException | None = None
+        try:
+            with anyio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+                base = 0
+                for tier in plan.tiers:
+                    try:
+                        await self._tier(tier, base, receivers, slots, failures)
+                    except BaseExceptionGroup as group:
+                        if not failures or group.subgroup(lambda e: not isinstance(e, Exception)):
+                            raise
+                        failure = failure_of(self.signal, failures)
+                        group.__traceback__ = None  # dropped: see TierRun's failure_of
+                    if failure is not None:
+                        try:
+                            raise failure  # outside the handler: see failure_of
+                        finally:
+                            del failure  # this frame is in its traceback
+                    base += len(tier)
+        except BaseException:
+            # Its traceback holds this frame: the list must not hold the exception
+            # too (a reference cycle; see failure_of).
+            failures.clear()
+            raise
         if scope.cancelled_caught and timeout is not None and not self.collect:
             raise send_expired(self.signal, timeout)
         results: list[Result] = []

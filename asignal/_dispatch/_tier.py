@@ -27,9 +27,9 @@ from ._common import (
     Result,
     collected,
     expired,
+    failure_of,
     on_trio,
     own_cancellation,
-    raise_failures,
     send_expired,
 )
 from ._inline import drive, inline, spawned
@@ -89,16 +89,23 @@ class Send:
             else:
                 yield TierRun(self, tier), False, async_count
 
-    def reraise(self, group: BaseExceptionGroup[BaseException]) -> None:
-        """A task group or nursery gathered failures: give them back in dispatch order,
-        one as itself. A group that holds anything but the receivers' ``Exception``\\ s
-        (a cancellation, ``KeyboardInterrupt``) goes on as it is, unwrapped when it
-        holds just one."""
+    def failure_of(self, group: BaseExceptionGroup[BaseException]) -> BaseException:
+        """What to raise for what a task group or nursery gathered: the failures in
+        dispatch order, one as itself. A group that holds anything but the receivers'
+        ``Exception``\\ s (a cancellation, ``KeyboardInterrupt``) goes on as it is,
+        unwrapped when it holds just one. Raise it outside the ``except`` block that
+        caught ``group`` (see ``_common.failure_of``)."""
         if group.subgroup(lambda e: not isinstance(e, Exception)) is None and self.failures:
-            raise_failures(self.signal, self.failures)
-        if len(group.exceptions) == 1:
-            raise_failures(self.signal, [(0, group.exceptions[0])])
-        raise group
+            failure = failure_of(self.signal, self.failures)
+        elif len(group.exceptions) == 1:
+            failure = group.exceptions[0]
+        else:
+            return group
+        # The group is dropped. CPython 3.11's TaskGroup (and anyio's) keeps it in a
+        # cycle through its traceback's __aexit__ frame, and with it our frames (and so
+        # the send's kwargs) until the cyclic GC runs.
+        group.__traceback__ = None
+        return failure
 
     def _expire_unstarted(self, tier: tuple[Entry, ...], timeout: float) -> None:
         if not self.collect:

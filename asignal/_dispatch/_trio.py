@@ -21,7 +21,14 @@ import sys
 from contextvars import copy_context
 from typing import TYPE_CHECKING, Any
 
-from ._common import Plan, Result, collected, expired, own_cancellation, send_expired
+from ._common import (
+    Plan,
+    Result,
+    collected,
+    expired,
+    own_cancellation,
+    send_expired,
+)
 from ._inline import drive
 from ._tier import Send, TierRun, no_start
 
@@ -37,17 +44,24 @@ async def run(send: Send, plan: Plan, send_timeout: float | None) -> list[Result
     trio = sys.modules["trio"]
     if timeout is not None:
         send.deadline = trio.current_time() + timeout
-    for tier_run, _, async_count in send.runs(plan, None, timeout, trio.current_time):
-        if async_count > 1:
-            await _in_nursery(trio, send, tier_run, timeout)
-        else:
-            await _in_scope(trio, send, tier_run, timeout)
-        tier_run.finish(timeout)
+    try:
+        for tier_run, _, async_count in send.runs(plan, None, timeout, trio.current_time):
+            if async_count > 1:
+                await _in_nursery(trio, send, tier_run, timeout)
+            else:
+                await _in_scope(trio, send, tier_run, timeout)
+            tier_run.finish(timeout)
+    except BaseException:
+        # Its traceback holds frames that reference this send, which must then not
+        # hold the failures: a reference cycle (see failure_of).
+        send.failures.clear()
+        raise
     return send.take_results()
 
 
 async def _in_nursery(trio: Any, send: Send, tier_run: TierRun, send_timeout: float | None) -> None:
     timeout = send_timeout
+    failure: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
             # The nursery's own scope carries the deadline: one scope fewer to open.
@@ -57,7 +71,12 @@ async def _in_nursery(trio: Any, send: Send, tier_run: TierRun, send_timeout: fl
             if tier_run.begin():
                 await tier_run.drive_beside(nursery.start_soon, scope.cancel)
     except BaseExceptionGroup as group:
-        send.reraise(group)
+        failure = send.failure_of(group)
+    if failure is not None:
+        try:
+            raise failure  # outside the handler: see failure_of
+        finally:
+            del failure  # this frame is in its traceback
     if scope.cancelled_caught and timeout is not None and not send.collect:
         raise send_expired(send.signal, timeout)
 
