@@ -266,11 +266,20 @@ async def test_a_failing_receiver_leaves_no_cycle(
         ((fails, returns), {}),
         ((fails_sync, returns), {}),
         ((fails_later, returns), {}),
+        ((suspends_first, fails_sync, returns), {}),
         ((fails_later, returns), {"_timeout": 30}),
         ((fails_later,), {}),
         ((fails_later, returns), {"_sequential": True}),
     ],
-    ids=["inline", "inline-sync", "hand-off", "hand-off-timeout", "single", "sequential"],
+    ids=[
+        "inline",
+        "inline-sync",
+        "hand-off",
+        "hand-off-sync",
+        "hand-off-timeout",
+        "single",
+        "sequential",
+    ],
 )
 async def test_a_raised_failure_leaves_no_cycle(
     receivers: tuple[Any, ...], options: dict[str, Any]

@@ -43,6 +43,11 @@ def drive(coro: Any, pending: Any, run: Callable[..., Any]) -> Generator[Any, An
                 pending = run(coro.send, sent)
             except StopIteration as stop:
                 return stop.value
+            except BaseException:
+                # trio resumes a task with an outcome: an Error holds the exception that
+                # now leaves through this frame, which must then not hold the Error.
+                del sent
+                raise
 
 
 async def inline(

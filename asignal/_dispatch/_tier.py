@@ -225,6 +225,9 @@ class TierRun:
                 or task.uncancel() > 0
             ):
                 raise
+            # Swallowed; but asyncio's task may keep it for reuse, and its traceback
+            # would keep this frame (and the send's kwargs) alive with it.
+            exc.__traceback__ = None
 
     async def drive(self) -> None:
         """Drive the suspended receiver to its end on this task."""
