@@ -130,7 +130,6 @@ class TierRun:
         "run",
         "send",
         "slots",
-        "spawned",
         "tier",
     )
 
@@ -139,7 +138,6 @@ class TierRun:
         self.tier = tier
         self.rest: list[Entry] = []
         self.at = -1
-        self.spawned = 0
 
     def begin(self) -> bool:
         """Run the inline phase. Returns whether a receiver suspended (then ``adopt``
@@ -256,7 +254,6 @@ class TierRun:
                     send.collect,
                     send.failures,
                 )
-                self.spawned += 1
                 continue
             # Sync receivers are called right here, in dispatch order, in the context of
             # the inline phase.
