@@ -17,9 +17,14 @@ import functools
 import sys
 import types
 import warnings
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 __all__ = ["WeakReceiverWarning", "connect_site", "warn_collected"]
+
+Site: TypeAlias = tuple[str, str, str, int]
+#: Connect sites seen so far, each stored once (bounded: beyond it, sites are not shared).
+_sites: Final[dict[Site, Site]] = {}
+_MAX_SITES: Final = 4096
 
 #: Where duplicates are remembered: one warning per connect site and receiver name, as
 #: ``warnings.warn`` does per call site (a receiver connected in a loop warns once).
@@ -41,7 +46,7 @@ class WeakReceiverWarning(UserWarning):
     """
 
 
-def connect_site(receiver: Any) -> tuple[str, str, str, int] | None:
+def connect_site(receiver: Any) -> Site | None:
     """``(module, qualified name, file, line)`` of a ``connect`` call for a receiver that
     looks short-lived, or ``None``. Called from ``Signal.connect`` itself."""
     if isinstance(receiver, functools.partial):
@@ -65,10 +70,15 @@ def connect_site(receiver: Any) -> tuple[str, str, str, int] | None:
     if frame is None:  # pragma: no cover - connect is always called from somewhere
         return None
     module = getattr(receiver, "__module__", None) or "?"
-    return (module, qualname, frame.f_code.co_filename, frame.f_lineno)
+    site = (module, qualname, frame.f_code.co_filename, frame.f_lineno)
+    # Receivers made in a loop or a factory share their site: one tuple for them all,
+    # not one per record (a record must stay small; see benchmarks/bench_registry.py).
+    if len(_sites) < _MAX_SITES:
+        return _sites.setdefault(site, site)
+    return site
 
 
-def warn_collected(site: tuple[str, str, str, int], signal: object) -> None:
+def warn_collected(site: Site, signal: object) -> None:
     """Emit the warning for a receiver collected before any send reached it. Runs in a
     weak-reference callback, so it must never raise for reasons of its own."""
     module, qualname, filename, lineno = site
