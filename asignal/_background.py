@@ -1,11 +1,5 @@
 """Background work: supervised, bounded fire-and-forget calls, drained on exit.
 
-A :class:`BackgroundRunner` owns one anyio task group (asyncio or trio). Work scheduled
-onto it runs concurrently with whoever scheduled it, never holds that caller up, and never
-raises into it: each call's outcome (completed, failed, timed out, cancelled at the drain)
-is counted in :attr:`BackgroundRunner.stats`, and every failure is logged on the
-``asignal`` logger with the call's name.
-
 Which runner is *current* (:func:`current_runner`):
 
 1. the runner made current in this context by ``async with runner:`` (for its body) or by
@@ -18,9 +12,9 @@ Which runner is *current* (:func:`current_runner`):
    one that runs a FastAPI sync endpoint, or a plain thread), the most recently entered
    runner still open in the process.
 
-A process-wide fallback can only guess when several runners are open at once (several
-apps in one process, each with a lifespan); adapters therefore also activate their app's
-runner for every connection they handle, so that rule 1 always applies inside a request.
+Rules 2 and 3 can only guess when several runners are open at once (several apps in one
+process); adapters therefore activate their app's runner for every connection they handle,
+so that rule 1 applies inside a request.
 """
 
 from __future__ import annotations
@@ -30,7 +24,6 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, suppress
-from dataclasses import dataclass
 from threading import get_ident
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -43,13 +36,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
     from anyio.lowlevel import EventLoopToken
 
-__all__ = [
-    "BackgroundRunner",
-    "BackgroundStats",
-    "Scheduled",
-    "current_runner",
-    "require_runner",
-]
+__all__ = ["BackgroundRunner", "BackgroundStats", "Scheduled", "current_runner", "require_runner"]
 
 logger: Final = logging.getLogger("asignal")
 
@@ -93,7 +80,6 @@ class Scheduled:
         return f"<Scheduled {self.name}>"
 
 
-@dataclass(slots=True)
 class BackgroundStats:
     """Counts of a :class:`BackgroundRunner`'s calls since it was created.
 
@@ -110,12 +96,21 @@ class BackgroundStats:
         accepting (not entered yet, draining, or exited); logged.
     """
 
-    scheduled: int = 0
-    completed: int = 0
-    failed: int = 0
-    timed_out: int = 0
-    cancelled: int = 0
-    dropped: int = 0
+    # A plain class, not a dataclass: building a dataclass costs import time.
+    __slots__ = ("cancelled", "completed", "dropped", "failed", "scheduled", "timed_out")
+    _FIELDS: Final = ("scheduled", "completed", "failed", "timed_out", "cancelled", "dropped")
+
+    def __init__(self) -> None:
+        self.scheduled = self.completed = self.failed = 0
+        self.timed_out = self.cancelled = self.dropped = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters by name, in the order above."""
+        return {name: getattr(self, name) for name in self._FIELDS}
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.as_dict().items())
+        return f"BackgroundStats({counts})"
 
 
 class _Waiter:
@@ -202,15 +197,9 @@ class BackgroundRunner:
         self._var_token: contextvars.Token[BackgroundRunner | None] | None = None
 
     def __repr__(self) -> str:
-        state = (
-            "open"
-            if self._accepting
-            else "finished"
-            if self._finished
-            else "draining"
-            if self._entered
-            else "new"
-        )
+        state = ("new", "draining", "open", "finished")[
+            self._entered + self._accepting + 2 * self._finished
+        ]
         return f"<BackgroundRunner {state} pending={self._pending}/{self.max_pending}>"
 
     @property
@@ -409,15 +398,34 @@ class BackgroundRunner:
         :returns: the :class:`Scheduled` record, or ``None`` when the call was dropped
             (counted in ``stats.dropped`` and logged).
         """
-        if get_ident() != self._thread:
-            return self._from_thread(fn, args, name, timeout, context)
-        if self._accepting and self._pending < self.max_pending:
-            self._pending += 1
-            return self._start(fn, args, name, timeout, context)
-        self._drop(name)
-        return None
+        if get_ident() == self._thread:
+            return self._try_start(fn, args, name, timeout, context)
+        if self._token is None or not self._accepting:
+            self._drop(name)
+            return None
+        from anyio import from_thread
 
-    def _from_thread(
+        try:
+            # from_thread.run, not run_sync: on asyncio, spawning in a worker thread's
+            # context (where anyio clears the async library) needs to happen in a task.
+            return from_thread.run(
+                self._try_start_async,
+                fn,
+                args,
+                name,
+                timeout,
+                contextvars.copy_context() if context is None else context,
+                token=self._token,
+            )
+        except RuntimeError:
+            # The event loop has finished (anyio's RunFinishedError) since we looked.
+            self._drop(name)
+            return None
+
+    async def _try_start_async(self, *call: Any) -> Scheduled | None:
+        return self._try_start(*call)
+
+    def _try_start(
         self,
         fn: Callable[..., Awaitable[Any]],
         args: tuple[Any, ...],
@@ -425,36 +433,9 @@ class BackgroundRunner:
         timeout: float | _Default | None,
         context: contextvars.Context | None,
     ) -> Scheduled | None:
-        token = self._token
-        if token is None or not self._accepting:
-            self._drop(name)
-            return None
-        from anyio import from_thread
-
-        if context is None:
-            context = contextvars.copy_context()
-        try:
-            # from_thread.run, not run_sync: spawning needs a task on asyncio when the
-            # context is a worker thread's (anyio clears the async library in those).
-            return from_thread.run(
-                self._nowait_on_loop, fn, args, name, timeout, context, token=token
-            )
-        except RuntimeError:
-            # The event loop has finished (anyio's RunFinishedError) since we looked.
-            self._drop(name)
-            return None
-
-    async def _nowait_on_loop(
-        self,
-        fn: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
-        name: str,
-        limit: float | _Default | None,
-        context: contextvars.Context,
-    ) -> Scheduled | None:
         if self._accepting and self._pending < self.max_pending:
             self._pending += 1
-            return self._start(fn, args, name, limit, context)
+            return self._start(fn, args, name, timeout, context)
         self._drop(name)
         return None
 

@@ -1,0 +1,276 @@
+"""Background work on a real Quart app: the adapter runs a BackgroundRunner for the app's
+serving (drained before ``serving_stopped``), or one per ASGI call when no lifespan runs,
+and no response waits for it. Over real HTTP (hypercorn on 127.0.0.1) and Quart's test
+client."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import quart
+
+from asignal import signals
+from asignal._background import BackgroundRunner, current_runner
+from asignal.adapters.quart import install
+from examples.serving import serving
+
+from .quart_app import TRANSPORTS, make_app
+from .recording import GUARD
+
+pytestmark = pytest.mark.anyio
+
+
+# Quart runs on asyncio only.
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def in_background(fn: Any, name: str) -> Any:
+    """A ``request_finished`` receiver that hands ``fn`` to the current runner and returns
+    at once: what a background receiver is."""
+
+    def receiver(sender: Any, **extra: Any) -> None:
+        runner = current_runner()
+        assert runner is not None, "the adapter made no runner current"
+        assert runner.schedule_nowait(fn, name=name) is not None
+
+    return receiver
+
+
+@pytest.mark.parametrize("transport_name", list(TRANSPORTS))
+async def test_the_response_does_not_wait_for_background_work(transport_name: str) -> None:
+    app = make_app()
+    install(app)
+    read_the_response = anyio.Event()
+    done: list[str] = []
+
+    async def blocked() -> None:
+        # Released by the test only after it holds the response in its hands.
+        await read_the_response.wait()
+        done.append("background")
+
+    receiver = in_background(blocked, "blocked")
+    signals.request_finished.connect(receiver, sender=app)
+    try:
+        async with TRANSPORTS[transport_name](app) as transport:
+            reply = await transport.get("/")
+            done.append("response")
+            read_the_response.set()
+    finally:
+        signals.request_finished.disconnect(receiver)
+
+    assert (reply.status, reply.body) == (200, b"hello")
+    # The shutdown drained the runner, so the background call did finish, after.
+    assert done == ["response", "background"]
+
+
+async def test_without_a_lifespan_background_work_runs_after_the_response() -> None:
+    # Quart's test client without test_app(): no lifespan, so no serving runner. The
+    # ASGI call gets a runner of its own; the response is sent before the background
+    # work (blocked until then) finishes, and the call drains it before returning.
+    app = make_app()
+    install(app)
+    sent = anyio.Event()
+    order: list[str] = []
+
+    async def blocked() -> None:
+        await sent.wait()
+        order.append("background done")
+
+    receiver = in_background(blocked, "blocked")
+    signals.request_finished.connect(receiver, sender=app)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "extensions": {},
+    }
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await anyio.Event().wait()  # the client never disconnects
+        raise AssertionError("unreachable")
+
+    body = b""
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal body
+        if message["type"] == "http.response.body":
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                order.append("response sent")
+                sent.set()
+
+    try:
+        with anyio.fail_after(GUARD):
+            await app(scope, receive, send)
+    finally:
+        signals.request_finished.disconnect(receiver)
+
+    assert body == b"hello"
+    assert order == ["response sent", "background done"]
+
+
+async def test_test_client_without_a_lifespan_runs_background_work() -> None:
+    app = make_app()
+    install(app)
+    ran: list[str] = []
+
+    async def work() -> None:
+        ran.append(quart.request.path)  # the request's context, as it was at the send
+
+    receiver = in_background(work, "work")
+    signals.request_finished.connect(receiver, sender=app)
+    try:
+        response = await app.test_client().get("/")
+    finally:
+        signals.request_finished.disconnect(receiver)
+    assert response.status_code == 200
+    assert ran == ["/"]
+
+
+async def test_shutdown_drains_then_sends_serving_stopped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = make_app()
+    install(app, drain_timeout=0.2)
+    order: list[str] = []
+    runners: list[BackgroundRunner] = []
+    release = anyio.Event()
+
+    async def pending() -> None:
+        await release.wait()
+        order.append("pending completed")
+
+    async def hanging() -> None:
+        try:
+            await anyio.Event().wait()
+        finally:
+            order.append("hanging cancelled")
+
+    def on_started(sender: Any, **extra: Any) -> None:
+        runner = current_runner()
+        assert runner is not None
+        runners.append(runner)
+
+    def on_finished(sender: Any, **extra: Any) -> None:
+        runner = current_runner()
+        assert runner is not None
+        runner.schedule_nowait(pending, name="pending")
+        runner.schedule_nowait(hanging, name="hanging")
+
+    @app.after_serving
+    async def release_pending() -> None:
+        # Quart's own shutdown work is done; the drain follows.
+        order.append("after_serving")
+        release.set()
+
+    def on_stopped(sender: Any, **extra: Any) -> None:
+        order.append("serving_stopped")
+
+    signals.serving_started.connect(on_started, sender=app)
+    signals.request_finished.connect(on_finished, sender=app)
+    signals.serving_stopped.connect(on_stopped, sender=app)
+    try:
+        with caplog.at_level(logging.WARNING, logger="asignal"):
+            async with (
+                serving(app, "hypercorn") as served,
+                httpx.AsyncClient(base_url=served.url) as http,
+            ):
+                assert (await http.get("/")).text == "hello"
+    finally:
+        signals.serving_started.disconnect(on_started)
+        signals.request_finished.disconnect(on_finished)
+        signals.serving_stopped.disconnect(on_stopped)
+
+    assert order == ["after_serving", "pending completed", "hanging cancelled", "serving_stopped"]
+    [runner] = runners
+    assert runner.stats.completed == 1
+    assert runner.stats.cancelled == 1
+    assert runner.stats.scheduled == 2
+    cancelled = [record for record in caplog.records if "hanging" in record.getMessage()]
+    assert len(cancelled) == 1
+    assert "drain" in cancelled[0].getMessage()
+
+
+async def test_serving_stopped_has_a_runner_of_its_own() -> None:
+    # The serving runner has drained when serving_stopped is sent; background work
+    # started from it still runs, and is drained before the server is told shutdown
+    # is complete.
+    app = make_app()
+    install(app)
+    order: list[str] = []
+
+    async def last_words() -> None:
+        await anyio.lowlevel.checkpoint()
+        order.append("background after serving_stopped")
+
+    def on_stopped(sender: Any, **extra: Any) -> None:
+        runner = current_runner()
+        assert runner is not None
+        runner.schedule_nowait(last_words, name="last_words")
+        order.append("serving_stopped")
+
+    signals.serving_stopped.connect(on_stopped, sender=app)
+    try:
+        async with app.test_app():
+            pass
+        order.append("shutdown complete")
+    finally:
+        signals.serving_stopped.disconnect(on_stopped)
+
+    assert order == ["serving_stopped", "background after serving_stopped", "shutdown complete"]
+
+
+async def test_each_app_schedules_on_its_own_runner() -> None:
+    # Two apps served at once, in one process: the runner current in a request is the
+    # one of that request's app, not whichever was entered last.
+    apps = [make_app("a"), make_app("b")]
+    serving_runners: dict[str, BackgroundRunner] = {}
+    request_runners: dict[str, BackgroundRunner | None] = {}
+    for app in apps:
+        install(app)
+
+    def on_started(sender: Any, **extra: Any) -> None:
+        runner = current_runner()
+        assert runner is not None
+        serving_runners[sender.name] = runner
+
+    def on_request(sender: Any, **extra: Any) -> None:
+        request_runners[sender.name] = current_runner()
+
+    for app in apps:
+        signals.serving_started.connect(on_started, sender=app)
+        signals.request_started.connect(on_request, sender=app)
+    try:
+        async with app_serving(apps[0]) as first, app_serving(apps[1]) as second:
+            await first.get("/")
+            await second.get("/")
+    finally:
+        signals.serving_started.disconnect(on_started)
+        signals.request_started.disconnect(on_request)
+
+    assert serving_runners["a"] is not serving_runners["b"]
+    assert request_runners == serving_runners
+
+
+def app_serving(app: quart.Quart) -> Any:
+    return TRANSPORTS["hypercorn"](app)
