@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import sys
 import weakref
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -90,11 +92,12 @@ _request_budget: ContextVar[RequestBudget | None] = ContextVar(
 
 
 def _current_task() -> object:
-    # Quart runs on asyncio; a task of another backend has no budget of ours.
+    """The task running now: asyncio's (Quart), or trio's (Quart on trio, quart-trio)."""
     try:
         return asyncio.current_task()
-    except RuntimeError:
-        return None
+    except RuntimeError:  # no asyncio loop running in this thread
+        trio = sys.modules.get("trio")
+        return None if trio is None else trio.lowlevel.current_task()
 
 
 def _current_connection() -> Any:
@@ -132,17 +135,27 @@ def self_cancelled() -> bool:
     task = _current_task()
     if isinstance(task, asyncio.Task) and task.cancelling():
         return False
-    return anyio.current_effective_deadline() != -float("inf")
+    return anyio.current_effective_deadline() != -math.inf
+
+
+#: Top-level packages whose frames are plumbing between a forwarder and a receiver.
+_PLUMBING: Final = frozenset(
+    {"asignal", "asyncio", "anyio", "trio", "outcome", "sniffio", "contextlib", "blinker"}
+)
 
 
 def _raiser(exc: BaseException) -> str:
-    # The innermost frame of the traceback: the receiver (or what it called) that raised.
+    """The qualified name of the receiver that raised ``exc``: the outermost frame of its
+    traceback, below the forwarder, that belongs to none of the plumbing packages (the
+    engine, the event loop). A spent exception re-raised keeps its old frames after it,
+    so the innermost frame would name the event loop instead."""
     tb = exc.__traceback__
-    if tb is None:
-        return "a receiver"
-    while tb.tb_next is not None:
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.partition(".")[0] not in _PLUMBING:
+            return tb.tb_frame.f_code.co_qualname
         tb = tb.tb_next
-    return tb.tb_frame.f_code.co_qualname
+    return "a receiver"
 
 
 class Wiring:
@@ -358,20 +371,21 @@ def _disconnect_all(connections: list[tuple[blinker.Signal, _Forwarder]]) -> Non
 
 
 def collect_self_cancel(wiring: Wiring, what: str, exc: BaseException) -> None:
-    """Called with a cancellation exception that reached a forwarder: re-raise it, unless
-    the policy is ``"collect"`` and a receiver raised it itself while nobody cancelled
-    this task. Then it is logged as that receiver's failure instead of reaching Quart,
-    which would turn the response into a 500 or reject a websocket."""
-    if wiring.emitter.errors != "collect" or not self_cancelled():
+    """Called with a cancellation exception that reached a forwarder. A real cancellation
+    of this task propagates as itself. One that a receiver raised itself, while nobody
+    cancelled this task, is that receiver's failure, never a cancellation (passed on as
+    one, it makes Quart drop the response or reject the websocket, and confuses trio's
+    cancel scopes): under ``"collect"`` it is logged, under ``"raise"`` it reaches Quart
+    as a ``RuntimeError`` naming the receiver, like any other receiver exception."""
+    if not self_cancelled():
         raise exc
-    logger.error(
-        "%s raised %s itself while nobody cancelled the send of %s: collected as a "
-        "receiver failure",
-        _raiser(exc),
-        type(exc).__name__,
-        what,
-        exc_info=exc,
+    message = (
+        f"{_raiser(exc)} raised {type(exc).__name__} itself while nobody cancelled the send "
+        f"of {what}"
     )
+    if wiring.emitter.errors != "collect":
+        raise RuntimeError(message) from exc
+    logger.error("%s: collected as a receiver failure", message, exc_info=exc)
 
 
 def _make_forwarder(ref: weakref.ref[Wiring], method: str) -> _Forwarder:

@@ -28,7 +28,8 @@ comes from.
 How it is wired: one forwarding coroutine per Quart signal (:mod:`quart.signals`),
 connected for this app only, and a thin wrapper of ``app.asgi_app`` (the hook Quart
 documents for middleware) for the serving runner and ``serving_started`` /
-``serving_stopped``. Quart runs on asyncio, so this adapter does too.
+``serving_stopped``. Quart runs on asyncio; the adapter also runs on trio, for apps
+made with ``quart_trio.QuartTrio`` (the Quart extension for trio).
 """
 
 from __future__ import annotations

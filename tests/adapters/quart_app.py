@@ -1,10 +1,12 @@
 """A small real Quart application for the adapter tests, and the two ways the tests reach
 it: Quart's own test client, and real HTTP/websockets against hypercorn on 127.0.0.1
-(``examples/serving.py``) driven by httpx and websockets. Not collected by pytest."""
+(``examples/serving.py``) driven by httpx and httpx-ws. Not collected by pytest.
+
+Quart itself runs on asyncio; on trio the same app is a ``quart_trio.QuartTrio`` (the
+Quart extension for trio), served by hypercorn's trio worker."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -13,11 +15,11 @@ from typing import Any, Protocol
 import anyio
 import httpx
 import pytest
+import sniffio
+from httpx_ws import WebSocketDisconnect, aconnect_ws
 from jinja2 import DictLoader
 from quart import Quart, abort, flash, render_template, websocket
 from quart.testing.connections import WebsocketDisconnectError
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed
 
 from examples.serving import serving
 
@@ -26,27 +28,63 @@ class Boom(RuntimeError):
     """Raised by the views that must fail unhandled."""
 
 
+class Gate:
+    """An ``anyio.Event`` made on first use, so that the app can be built outside an event
+    loop (and on either backend)."""
+
+    def __init__(self) -> None:
+        self._event: anyio.Event | None = None
+
+    @property
+    def event(self) -> anyio.Event:
+        if self._event is None:
+            self._event = anyio.Event()
+        return self._event
+
+    def set(self) -> None:
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self._event is not None and self._event.is_set()
+
+    async def wait(self) -> None:
+        await self.event.wait()
+
+
+def app_class() -> type[Quart]:
+    """``Quart``, or ``QuartTrio`` when called on trio."""
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return Quart
+    if library == "trio":
+        from quart_trio import QuartTrio
+
+        return QuartTrio
+    return Quart
+
+
 def make_app(
     name: str = "asignal-test", *, failing_startup: bool = False, failing_shutdown: bool = False
 ) -> Quart:
-    """Build the test app.
+    """Build the test app (a ``QuartTrio`` when built on trio).
 
     Routes: ``/`` plain text, ``/missing`` ``abort(404)`` with a registered handler,
     ``/boom`` unhandled :class:`Boom`, ``/template`` renders ``hello.html``, ``/flash``
     flashes, ``/background`` starts a background task that raises once
-    ``app.config["BACKGROUND_GATE"]`` (an ``asyncio.Event``) is set, ``/slow`` sets
+    ``app.config["BACKGROUND_GATE"]`` (a :class:`Gate`) is set, ``/slow`` sets
     ``app.config["SLOW_ENTERED"]`` and never answers; websockets ``/ws``
     (echo one message) and ``/ws-boom`` (accept, then raise).
     ``app.config["STARTED"]`` turns true in ``before_serving``; with ``failing_startup``
     ``before_serving`` raises :class:`Boom` instead, with ``failing_shutdown``
     ``after_serving`` does.
     """
-    app = Quart(name)
+    app = app_class()(name)
     app.secret_key = "not-a-secret"
     app.jinja_loader = DictLoader({"hello.html": "Hello {{ name }}!"})
     app.config["STARTED"] = False
-    app.config["BACKGROUND_GATE"] = asyncio.Event()
-    app.config["SLOW_ENTERED"] = asyncio.Event()
+    app.config["BACKGROUND_GATE"] = Gate()
+    app.config["SLOW_ENTERED"] = Gate()
 
     @app.before_serving
     async def start() -> None:
@@ -86,7 +124,7 @@ def make_app(
 
     @app.get("/background")
     async def background() -> str:
-        gate: asyncio.Event = app.config["BACKGROUND_GATE"]
+        gate: Gate = app.config["BACKGROUND_GATE"]
 
         async def fail_later() -> None:
             await gate.wait()
@@ -98,7 +136,7 @@ def make_app(
     @app.get("/slow")
     async def slow() -> str:
         app.config["SLOW_ENTERED"].set()
-        await asyncio.Event().wait()
+        await anyio.sleep_forever()
         return "never"
 
     @app.websocket("/ws")
@@ -186,29 +224,35 @@ class HTTPTransport:
 
     async def raw_get(self, path: str) -> bytes:
         request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        chunks = []
+        data = b""
         async with await anyio.connect_tcp("127.0.0.1", self.port) as stream:
             await stream.send(request.encode())
-            try:
-                while True:
-                    chunks.append(await stream.receive())
-            except anyio.EndOfStream:
-                pass
-        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-        lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"date:")]
-        return b"\r\n".join(lines) + b"\r\n\r\n" + body
+            # Read up to the end of the body that Content-Length announces: hypercorn's
+            # trio worker keeps the socket open after "Connection: close" until the
+            # client closes it.
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive()
+            head, _, body = data.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            [length] = [
+                int(line.partition(b":")[2])
+                for line in lines
+                if line.lower().startswith(b"content-length:")
+            ]
+            while len(body) < length:
+                body += await stream.receive()
+        kept = [line for line in lines if not line.lower().startswith(b"date:")]
+        return b"\r\n".join(kept) + b"\r\n\r\n" + body
 
     async def echo(self, path: str, text: str) -> str:
-        async with ws_connect(f"ws://127.0.0.1:{self.port}{path}") as ws:
-            await ws.send(text)
-            reply = await ws.recv()
-            assert isinstance(reply, str)
-            return reply
+        async with aconnect_ws(path, self.http) as ws:
+            await ws.send_text(text)
+            return await ws.receive_text()
 
     async def expect_server_close(self, path: str) -> None:
-        async with ws_connect(f"ws://127.0.0.1:{self.port}{path}") as ws:
-            with pytest.raises(ConnectionClosed):
-                await ws.recv()
+        async with aconnect_ws(path, self.http) as ws:
+            with pytest.raises(WebSocketDisconnect):
+                await ws.receive_text()
 
 
 @asynccontextmanager

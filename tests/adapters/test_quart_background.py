@@ -24,12 +24,6 @@ from .recording import GUARD
 pytestmark = pytest.mark.anyio
 
 
-# Quart runs on asyncio only.
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def in_background(fn: Any, name: str) -> Any:
     """A ``request_finished`` receiver that hands ``fn`` to the current runner and returns
     at once: what a background receiver is."""

@@ -24,12 +24,6 @@ from .recording import Recorder
 pytestmark = pytest.mark.anyio
 
 
-# Quart runs on asyncio only.
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_two_apps_never_mix() -> None:
     app_a, app_b = make_app("a"), make_app("b")
     install(app_a)
