@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import sys
 import weakref
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from typing import Any, Final, cast
 
 import anyio
@@ -27,7 +25,8 @@ from quart.globals import app_ctx
 
 from .. import signals
 from .._signal import Signal
-from ._common import Budget, Emitter
+from ._common import Emitter
+from ._quart_budget import RequestBudget, current_task, request_budget
 
 __all__ = ["Wiring", "collect_self_cancel", "self_cancelled"]
 
@@ -54,50 +53,6 @@ ROUTES: Final[tuple[tuple[blinker.Signal, str], ...]] = (
     (quart_signals.got_background_exception, "_on_got_background_exception"),
     (quart_signals.got_serving_exception, "_on_got_serving_exception"),
 )
-
-
-class RequestBudget:
-    """One request's (or websocket's) share of the installed ``timeout``.
-
-    Only the time spent inside its sends counts: the clock of the :class:`Budget` is
-    paused between them, so a slow view never eats what the receivers that follow it
-    were promised. ``owner`` is the task that runs the request; a task started from it
-    (a Quart background task, a user's ``create_task``) inherits the context variable
-    holding this object but not the budget, since it holds up no response.
-    """
-
-    __slots__ = ("budget", "owner", "paused_at")
-
-    def __init__(self, budget: Budget, owner: object) -> None:
-        self.budget = budget
-        self.owner = owner
-        # Paused from the start: the clock runs only inside sends.
-        self.paused_at: float | None = None if budget.deadline is None else anyio.current_time()
-
-    def resume(self) -> Budget:
-        deadline = self.budget.deadline
-        if deadline is not None and self.paused_at is not None:
-            self.budget.deadline = deadline + (anyio.current_time() - self.paused_at)
-        return self.budget
-
-    def pause(self) -> None:
-        if self.budget.deadline is not None:
-            self.paused_at = anyio.current_time()
-
-
-#: The budget of the request the current task runs, once its app context is pushed.
-_request_budget: ContextVar[RequestBudget | None] = ContextVar(
-    "asignal_quart_request_budget", default=None
-)
-
-
-def _current_task() -> object:
-    """The task running now: asyncio's (Quart), or trio's (Quart on trio, quart-trio)."""
-    try:
-        return asyncio.current_task()
-    except RuntimeError:  # no asyncio loop running in this thread
-        trio = sys.modules.get("trio")
-        return None if trio is None else trio.lowlevel.current_task()
 
 
 def _current_connection() -> Any:
@@ -132,7 +87,7 @@ def self_cancelled() -> bool:
     rather than delivered because somebody cancelled the current task: asyncio counts
     real cancellation requests on the task, anyio's cancel scopes make the effective
     deadline ``-inf``."""
-    task = _current_task()
+    task = current_task()
     if isinstance(task, asyncio.Task) and task.cancelling():
         return False
     return anyio.current_effective_deadline() != -math.inf
@@ -218,8 +173,8 @@ class Wiring:
     async def send(self, signal: Signal, /, **kwargs: Any) -> None:
         """One asignal send for this app, within the current request's budget if the
         current task is the one running a request."""
-        state = _request_budget.get()
-        if state is None or state.owner is not _current_task():
+        state = request_budget.get()
+        if state is None or state.owner is not current_task():
             await self.emitter.send(signal, **kwargs)
             return
         budget = state.resume()
@@ -257,7 +212,7 @@ class Wiring:
                     # The request's own app context, pushed by the task that runs it:
                     # the budget starts here and lives in this task's context (blinker
                     # awaits this coroutine in that task, so the set() stays there).
-                    _request_budget.set(RequestBudget(self.emitter.budget(), _current_task()))
+                    request_budget.set(RequestBudget(self.emitter.budget(), current_task()))
         if wanted:
             await self.send(signals.appcontext_pushed, request=connection)
 

@@ -298,3 +298,6 @@ WEBSOCKET_SIGNALS = [
     "appcontext_tearing_down",
     "appcontext_popped",
 ]
+
+#: What an app context outside any request sends (serving, background work).
+SERVING_APP_CONTEXT = ["appcontext_pushed", "appcontext_tearing_down", "appcontext_popped"]

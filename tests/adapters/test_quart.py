@@ -13,12 +13,11 @@ import httpx
 import jinja2
 import pytest
 import quart
-from quart.testing.app import LifespanError
 
 from asignal import signals
 from asignal.adapters.quart import install
 from asignal.testing import capture
-from examples.serving import ServingError, serving
+from examples.serving import serving
 
 from .quart_app import TRANSPORTS, Boom, Transport, make_app
 from .recording import GUARD, Recorder
@@ -311,95 +310,6 @@ async def test_client_disconnect_still_tears_down(app: quart.Quart) -> None:
     assert recorder.one("appcontext_tearing_down").kwargs["exc"] is exc
 
 
-# --- 8: lifespan -----------------------------------------------------------------------
-
-SERVING_APP_CONTEXT = ["appcontext_pushed", "appcontext_tearing_down", "appcontext_popped"]
-
-
-@pytest.mark.parametrize("transport_name", list(TRANSPORTS))
-async def test_lifespan(transport_name: str) -> None:
-    app = make_app()
-    install(app)
-    recorder = Recorder(app, sync=True).connect()
-    started_seen: list[bool] = []
-
-    def after_before_serving(sender: Any, **extra: Any) -> None:
-        started_seen.append(app.config["STARTED"])
-
-    signals.serving_started.connect(after_before_serving, sender=app)
-    try:
-        async with TRANSPORTS[transport_name](app):
-            assert recorder.names() == [*SERVING_APP_CONTEXT, "serving_started"]
-            recorder.clear()
-    finally:
-        signals.serving_started.disconnect(after_before_serving)
-        recorder.disconnect()
-
-    assert recorder.names() == [*SERVING_APP_CONTEXT, "serving_stopped"]
-    assert started_seen == [True]  # serving_started came after Quart's before_serving
-    assert all(seen.sender is app for seen in recorder.seen)
-    assert recorder.one("appcontext_pushed").kwargs == {"request": None}
-    assert recorder.one("appcontext_tearing_down").kwargs == {"exc": None}
-    assert recorder.one("serving_stopped").kwargs == {}
-
-
-# Overrides the anyio_backend fixture of tests/conftest.py: quart-trio's test harness
-# (TrioTestApp) runs the block after a failed start-up and leaves its nursery open, so
-# on trio a failing lifespan is tested through hypercorn only.
-@pytest.mark.parametrize(
-    ("anyio_backend", "transport_name", "failure"),
-    [
-        ("asyncio", "test_client", LifespanError),
-        ("asyncio", "hypercorn", ServingError),
-        ("trio", "hypercorn", ServingError),
-    ],
-)
-async def test_failing_startup(transport_name: str, failure: type[Exception]) -> None:
-    app = make_app(failing_startup=True)
-    install(app)
-    recorder = Recorder(app, sync=True).connect()
-    try:
-        with pytest.raises(failure):
-            async with TRANSPORTS[transport_name](app):
-                pass
-    finally:
-        recorder.disconnect()
-
-    assert recorder.names() == [*SERVING_APP_CONTEXT, "got_serving_exception"]
-    error = recorder.one("got_serving_exception").kwargs["exception"]
-    assert isinstance(error, Boom)
-    assert recorder.one("got_serving_exception").kwargs == {"exception": error}
-    assert recorder.one("appcontext_tearing_down").kwargs == {"exc": error}
-    assert all(seen.sender is app for seen in recorder.seen)
-
-
-@pytest.mark.parametrize(
-    ("anyio_backend", "transport_name"),
-    [("asyncio", "test_client"), ("asyncio", "hypercorn"), ("trio", "hypercorn")],
-)
-async def test_failing_shutdown(transport_name: str) -> None:
-    app = make_app(failing_shutdown=True)
-    install(app)
-    recorder = Recorder(app, sync=True)
-    try:
-        if transport_name == "test_client":
-            with pytest.raises(LifespanError):
-                async with app.test_app():
-                    recorder.connect()
-        else:
-            # hypercorn logs a failed shutdown and stops all the same.
-            async with TRANSPORTS[transport_name](app):
-                recorder.connect()
-    finally:
-        recorder.disconnect()
-
-    assert recorder.names() == [*SERVING_APP_CONTEXT, "got_serving_exception"]
-    error = recorder.one("got_serving_exception").kwargs["exception"]
-    assert isinstance(error, Boom)
-    assert str(error) == "shutdown failed"
-    assert recorder.one("appcontext_tearing_down").kwargs == {"exc": error}
-
-
 # --- 9: concurrency --------------------------------------------------------------------
 
 
@@ -458,18 +368,3 @@ async def test_receivers_see_quarts_context(app: quart.Quart, transport: Transpo
         signals.appcontext_tearing_down.disconnect(on_teardown)
 
     assert sorted(seen) == [("app context", app.name), ("first", "/"), ("second", "/")]
-
-
-async def test_app_context_outside_a_request() -> None:
-    app = make_app()
-    install(app)
-    recorder = Recorder(app, sync=True).connect()
-    try:
-        async with app.app_context():
-            pass
-    finally:
-        recorder.disconnect()
-
-    assert recorder.names() == SERVING_APP_CONTEXT
-    assert recorder.one("appcontext_pushed").kwargs == {"request": None}
-    assert recorder.one("appcontext_tearing_down").kwargs == {"exc": None}

@@ -16,7 +16,7 @@ import quart
 import sniffio
 
 from asignal import signals
-from asignal.adapters._quart_forward import RequestBudget, _request_budget
+from asignal.adapters._quart_budget import RequestBudget, request_budget
 from asignal.adapters.quart import install
 
 from .quart_app import REQUEST_SIGNALS, TRANSPORTS, WEBSOCKET_SIGNALS, Transport, make_app
@@ -276,7 +276,7 @@ async def test_one_budget_across_the_requests_signals(
 
     def hanging_on(name: str) -> Any:
         async def hanging(sender: Any, **extra: Any) -> None:
-            state = _request_budget.get()
+            state = request_budget.get()
             assert isinstance(state, RequestBudget)
             left[name] = state.budget.remaining()
             try:
@@ -321,7 +321,7 @@ async def test_time_outside_the_sends_is_not_charged(app: quart.Quart) -> None:
     left: list[float | None] = []
 
     async def measure(sender: Any, **extra: Any) -> None:
-        state = _request_budget.get()
+        state = request_budget.get()
         assert isinstance(state, RequestBudget)
         left.append(state.budget.remaining())
 
@@ -348,7 +348,7 @@ async def test_without_a_timeout_no_budget_is_kept(app: quart.Quart) -> None:
     seen: list[object] = []
 
     async def look(sender: Any, **extra: Any) -> None:
-        seen.append(_request_budget.get())
+        seen.append(request_budget.get())
 
     signals.request_finished.connect(look, sender=app)
     try:
@@ -356,3 +356,40 @@ async def test_without_a_timeout_no_budget_is_kept(app: quart.Quart) -> None:
     finally:
         signals.request_finished.disconnect(look)
     assert seen == [None]
+
+
+@pytest.mark.parametrize("install_options", [{"timeout": BUDGET}])
+async def test_a_send_inside_a_send_is_charged_once(app: quart.Quart) -> None:
+    # A request_finished receiver that renders a template makes Quart send
+    # template_rendered from inside request_finished's send; after a slow view, that
+    # nested send must neither restart nor stretch the request's budget.
+    left: list[float | None] = []
+
+    async def render(sender: Any, **extra: Any) -> None:
+        await quart.render_template("hello.html", name="nested")
+
+    async def measure(sender: Any, **extra: Any) -> None:
+        state = request_budget.get()
+        assert isinstance(state, RequestBudget)
+        left.append(state.budget.remaining())
+
+    @app.get("/sleepy")
+    async def sleepy() -> str:
+        await anyio.sleep(2 * BUDGET)  # a slow view, as above
+        return "done"
+
+    signals.request_finished.connect(render, sender=app)
+    signals.template_rendered.connect(measure, sender=app)
+    signals.request_tearing_down.connect(measure, sender=app)
+    try:
+        reply = await app.test_client().get("/sleepy")
+    finally:
+        signals.request_finished.disconnect(render)
+        signals.template_rendered.disconnect(measure)
+        signals.request_tearing_down.disconnect(measure)
+
+    assert reply.status_code == 200
+    assert len(left) == 2
+    for remaining in left:
+        assert remaining is not None
+        assert 0 < remaining <= BUDGET

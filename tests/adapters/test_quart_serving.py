@@ -1,7 +1,8 @@
-"""Background work on a real Quart app: the adapter runs a BackgroundRunner for the app's
-serving (drained before ``serving_stopped``), or one per ASGI call when no lifespan runs,
-and no response waits for it. Over real HTTP (hypercorn on 127.0.0.1) and Quart's test
-client."""
+"""Serving a real Quart app: ``serving_started`` / ``serving_stopped`` and
+``got_serving_exception`` around Quart's lifespan, and background work: the adapter runs
+a BackgroundRunner for the app's serving (drained before ``serving_stopped``), or one per
+ASGI call when no lifespan runs, and no response waits for it. Over real HTTP (hypercorn
+on 127.0.0.1) and Quart's test client."""
 
 from __future__ import annotations
 
@@ -12,16 +13,122 @@ import anyio
 import httpx
 import pytest
 import quart
+from quart.testing.app import LifespanError
 
 from asignal import signals
 from asignal._background import BackgroundRunner, current_runner
 from asignal.adapters.quart import install
-from examples.serving import serving
+from examples.serving import ServingError, serving
 
-from .quart_app import TRANSPORTS, make_app
-from .recording import GUARD
+from .quart_app import SERVING_APP_CONTEXT, TRANSPORTS, Boom, make_app
+from .recording import GUARD, Recorder
 
 pytestmark = pytest.mark.anyio
+
+
+# --- the lifespan ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport_name", list(TRANSPORTS))
+async def test_lifespan(transport_name: str) -> None:
+    app = make_app()
+    install(app)
+    recorder = Recorder(app, sync=True).connect()
+    started_seen: list[bool] = []
+
+    def after_before_serving(sender: Any, **extra: Any) -> None:
+        started_seen.append(app.config["STARTED"])
+
+    signals.serving_started.connect(after_before_serving, sender=app)
+    try:
+        async with TRANSPORTS[transport_name](app):
+            assert recorder.names() == [*SERVING_APP_CONTEXT, "serving_started"]
+            recorder.clear()
+    finally:
+        signals.serving_started.disconnect(after_before_serving)
+        recorder.disconnect()
+
+    assert recorder.names() == [*SERVING_APP_CONTEXT, "serving_stopped"]
+    assert started_seen == [True]  # serving_started came after Quart's before_serving
+    assert all(seen.sender is app for seen in recorder.seen)
+    assert recorder.one("appcontext_pushed").kwargs == {"request": None}
+    assert recorder.one("appcontext_tearing_down").kwargs == {"exc": None}
+    assert recorder.one("serving_stopped").kwargs == {}
+
+
+# Overrides the anyio_backend fixture of tests/conftest.py: quart-trio's test harness
+# (TrioTestApp) runs the block after a failed start-up and leaves its nursery open, so
+# on trio a failing lifespan is tested through hypercorn only.
+@pytest.mark.parametrize(
+    ("anyio_backend", "transport_name", "failure"),
+    [
+        ("asyncio", "test_client", LifespanError),
+        ("asyncio", "hypercorn", ServingError),
+        ("trio", "hypercorn", ServingError),
+    ],
+)
+async def test_failing_startup(transport_name: str, failure: type[Exception]) -> None:
+    app = make_app(failing_startup=True)
+    install(app)
+    recorder = Recorder(app, sync=True).connect()
+    try:
+        with pytest.raises(failure):
+            async with TRANSPORTS[transport_name](app):
+                pass
+    finally:
+        recorder.disconnect()
+
+    assert recorder.names() == [*SERVING_APP_CONTEXT, "got_serving_exception"]
+    error = recorder.one("got_serving_exception").kwargs["exception"]
+    assert isinstance(error, Boom)
+    assert recorder.one("got_serving_exception").kwargs == {"exception": error}
+    assert recorder.one("appcontext_tearing_down").kwargs == {"exc": error}
+    assert all(seen.sender is app for seen in recorder.seen)
+
+
+@pytest.mark.parametrize(
+    ("anyio_backend", "transport_name"),
+    [("asyncio", "test_client"), ("asyncio", "hypercorn"), ("trio", "hypercorn")],
+)
+async def test_failing_shutdown(transport_name: str) -> None:
+    app = make_app(failing_shutdown=True)
+    install(app)
+    recorder = Recorder(app, sync=True)
+    try:
+        if transport_name == "test_client":
+            with pytest.raises(LifespanError):
+                async with app.test_app():
+                    recorder.connect()
+        else:
+            # hypercorn logs a failed shutdown and stops all the same.
+            async with TRANSPORTS[transport_name](app):
+                recorder.connect()
+    finally:
+        recorder.disconnect()
+
+    assert recorder.names() == [*SERVING_APP_CONTEXT, "got_serving_exception"]
+    error = recorder.one("got_serving_exception").kwargs["exception"]
+    assert isinstance(error, Boom)
+    assert str(error) == "shutdown failed"
+    assert recorder.one("appcontext_tearing_down").kwargs == {"exc": error}
+
+
+async def test_app_context_outside_a_request() -> None:
+    app = make_app()
+    install(app)
+    recorder = Recorder(app, sync=True).connect()
+    try:
+        async with app.app_context():
+            pass
+    finally:
+        recorder.disconnect()
+
+    assert recorder.names() == SERVING_APP_CONTEXT
+    assert recorder.one("appcontext_pushed").kwargs == {"request": None}
+    assert recorder.one("appcontext_tearing_down").kwargs == {"exc": None}
+
+
+# --- background work -------------------------------------------------------------------
 
 
 def in_background(fn: Any, name: str) -> Any:
