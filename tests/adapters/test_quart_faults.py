@@ -156,6 +156,7 @@ def self_cancel_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRec
     ]
 
 
+@pytest.mark.parametrize("install_options", [{}, {"timeout": 0.2}])
 @pytest.mark.parametrize("after_a_step", [False, True])
 async def test_self_cancelling_receiver_changes_nothing_in_the_response(
     app: quart.Quart,
