@@ -258,7 +258,9 @@ class BackgroundRunner:
             # Cancelled (or interrupted) while draining: nothing may wait any longer.
             interrupted = error
         if self._pending:
-            self._cancel_rest()
+            self._cancelling = True
+            assert self._tg is not None
+            self._tg.cancel_scope.cancel()
         if interrupted is not None:
             exc = interrupted
         elif isinstance(exc, Exception):
@@ -276,11 +278,6 @@ class BackgroundRunner:
         if interrupted is not None and not suppress:
             raise interrupted
         return suppress if exc_type is None or exc is not None else False
-
-    def _cancel_rest(self) -> None:
-        self._cancelling = True
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
 
     def _cancelled(self, scheduled: Scheduled) -> None:
         self.stats.cancelled += 1
@@ -373,7 +370,9 @@ class BackgroundRunner:
                 else:
                     self._waiters.remove(waiter)
                 raise
-            if waiter.granted:
+            # A slot granted to a waiter that resumes after the runner has finished is
+            # void: finishing reset the count.
+            if waiter.granted and not self._finished:
                 return self._start(fn, args, name, timeout, context)
         self._drop(name)
         raise RuntimeError(f"cannot schedule {name}: {self._refusal()}")
@@ -398,46 +397,38 @@ class BackgroundRunner:
         :returns: the :class:`Scheduled` record, or ``None`` when the call was dropped
             (counted in ``stats.dropped`` and logged).
         """
-        if get_ident() == self._thread:
-            return self._try_start(fn, args, name, timeout, context)
-        if self._token is None or not self._accepting:
-            self._drop(name)
-            return None
-        from anyio import from_thread
-
-        try:
-            # from_thread.run, not run_sync: on asyncio, spawning in a worker thread's
-            # context (where anyio clears the async library) needs to happen in a task.
-            return from_thread.run(
-                self._try_start_async,
-                fn,
-                args,
-                name,
-                timeout,
-                contextvars.copy_context() if context is None else context,
-                token=self._token,
-            )
-        except RuntimeError:
-            # The event loop has finished (anyio's RunFinishedError) since we looked.
-            self._drop(name)
-            return None
-
-    async def _try_start_async(self, *call: Any) -> Scheduled | None:
-        return self._try_start(*call)
-
-    def _try_start(
-        self,
-        fn: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
-        name: str,
-        timeout: float | _Default | None,
-        context: contextvars.Context | None,
-    ) -> Scheduled | None:
+        if get_ident() != self._thread:
+            options = {"name": name, "timeout": timeout, "context": context}
+            return self._from_thread(fn, args, options)
         if self._accepting and self._pending < self.max_pending:
             self._pending += 1
             return self._start(fn, args, name, timeout, context)
         self._drop(name)
         return None
+
+    def _from_thread(
+        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], options: dict[str, Any]
+    ) -> Scheduled | None:
+        if self._token is None or not self._accepting:
+            self._drop(options["name"])
+            return None
+        from anyio import from_thread
+
+        if options["context"] is None:
+            options["context"] = contextvars.copy_context()
+        try:
+            # from_thread.run, not run_sync: on asyncio, spawning in a worker thread's
+            # context (where anyio clears the async library) needs to happen in a task.
+            return from_thread.run(self._on_loop, fn, args, options, token=self._token)
+        except RuntimeError:
+            # The event loop has finished (anyio's RunFinishedError) since we looked.
+            self._drop(options["name"])
+            return None
+
+    async def _on_loop(
+        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], options: dict[str, Any]
+    ) -> Scheduled | None:
+        return self.schedule_nowait(fn, *args, **options)
 
     def _start(
         self,
