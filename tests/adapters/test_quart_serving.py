@@ -6,7 +6,10 @@ on 127.0.0.1) and Quart's test client."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -15,8 +18,8 @@ import pytest
 import quart
 from quart.testing.app import LifespanError
 
-from asignal import signals
-from asignal._background import BackgroundRunner, current_runner
+from asignal import NamedSignal, signals
+from asignal._background import BackgroundRunner, current_runner, require_runner
 from asignal.adapters.quart import install
 from examples.serving import ServingError, serving
 
@@ -131,16 +134,32 @@ async def test_app_context_outside_a_request() -> None:
 # --- background work -------------------------------------------------------------------
 
 
-def in_background(fn: Any, name: str) -> Any:
-    """A ``request_finished`` receiver that hands ``fn`` to the current runner and returns
-    at once: what a background receiver is."""
+@contextlib.contextmanager
+def in_background(
+    sig: NamedSignal, work: Callable[..., Awaitable[Any]], sender: Any
+) -> Iterator[None]:
+    """``work`` as a background receiver of ``sig`` for the block:
+    ``connect(background=True)`` where the engine has it, else a receiver that hands
+    ``work`` to the current runner and returns at once, as ``background=True`` does."""
+    try:
+        sig.connect(work, sender=sender, weak=False, background=True)  # type: ignore[call-arg]
+    except TypeError:
 
-    def receiver(sender: Any, **extra: Any) -> None:
-        runner = current_runner()
-        assert runner is not None, "the adapter made no runner current"
-        assert runner.schedule_nowait(fn, name=name) is not None
+        def schedule(sender: Any, **kwargs: Any) -> None:
+            runner = require_runner(f"background receiver {work.__qualname__}")
+            call = functools.partial(work, sender, **kwargs)
+            assert runner.schedule_nowait(call, name=work.__qualname__) is not None
 
-    return receiver
+        sig.connect(schedule, sender=sender, weak=False)
+        try:
+            yield
+        finally:
+            sig.disconnect(schedule)
+        return
+    try:
+        yield
+    finally:
+        sig.disconnect(work)
 
 
 @pytest.mark.parametrize("transport_name", list(TRANSPORTS))
@@ -150,20 +169,16 @@ async def test_the_response_does_not_wait_for_background_work(transport_name: st
     read_the_response = anyio.Event()
     done: list[str] = []
 
-    async def blocked() -> None:
+    async def blocked(sender: Any, **extra: Any) -> None:
         # Released by the test only after it holds the response in its hands.
         await read_the_response.wait()
         done.append("background")
 
-    receiver = in_background(blocked, "blocked")
-    signals.request_finished.connect(receiver, sender=app)
-    try:
+    with in_background(signals.request_finished, blocked, app):
         async with TRANSPORTS[transport_name](app) as transport:
             reply = await transport.get("/")
             done.append("response")
             read_the_response.set()
-    finally:
-        signals.request_finished.disconnect(receiver)
 
     assert (reply.status, reply.body) == (200, b"hello")
     # The shutdown drained the runner, so the background call did finish, after.
@@ -179,12 +194,10 @@ async def test_without_a_lifespan_background_work_runs_after_the_response() -> N
     sent = anyio.Event()
     order: list[str] = []
 
-    async def blocked() -> None:
+    async def blocked(sender: Any, **extra: Any) -> None:
         await sent.wait()
         order.append("background done")
 
-    receiver = in_background(blocked, "blocked")
-    signals.request_finished.connect(receiver, sender=app)
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -220,11 +233,8 @@ async def test_without_a_lifespan_background_work_runs_after_the_response() -> N
                 order.append("response sent")
                 sent.set()
 
-    try:
-        with anyio.fail_after(GUARD):
-            await app(scope, receive, send)
-    finally:
-        signals.request_finished.disconnect(receiver)
+    with in_background(signals.request_finished, blocked, app), anyio.fail_after(GUARD):
+        await app(scope, receive, send)
 
     assert body == b"hello"
     assert order == ["response sent", "background done"]
@@ -233,19 +243,16 @@ async def test_without_a_lifespan_background_work_runs_after_the_response() -> N
 async def test_test_client_without_a_lifespan_runs_background_work() -> None:
     app = make_app()
     install(app)
-    ran: list[str] = []
+    ran: list[tuple[str, str]] = []
 
-    async def work() -> None:
-        ran.append(quart.request.path)  # the request's context, as it was at the send
+    async def work(sender: Any, *, request: Any, **extra: Any) -> None:
+        # The request's context, as it was at the send.
+        ran.append((request.path, quart.request.path))
 
-    receiver = in_background(work, "work")
-    signals.request_finished.connect(receiver, sender=app)
-    try:
+    with in_background(signals.request_finished, work, app):
         response = await app.test_client().get("/")
-    finally:
-        signals.request_finished.disconnect(receiver)
     assert response.status_code == 200
-    assert ran == ["/"]
+    assert ran == [("/", "/")]
 
 
 async def test_shutdown_drains_then_sends_serving_stopped(
@@ -257,11 +264,11 @@ async def test_shutdown_drains_then_sends_serving_stopped(
     runners: list[BackgroundRunner] = []
     release = anyio.Event()
 
-    async def pending() -> None:
+    async def pending(sender: Any, **extra: Any) -> None:
         await release.wait()
         order.append("pending completed")
 
-    async def hanging() -> None:
+    async def hanging(sender: Any, **extra: Any) -> None:
         try:
             await anyio.Event().wait()
         finally:
@@ -271,12 +278,6 @@ async def test_shutdown_drains_then_sends_serving_stopped(
         runner = current_runner()
         assert runner is not None
         runners.append(runner)
-
-    def on_finished(sender: Any, **extra: Any) -> None:
-        runner = current_runner()
-        assert runner is not None
-        runner.schedule_nowait(pending, name="pending")
-        runner.schedule_nowait(hanging, name="hanging")
 
     @app.after_serving
     async def release_pending() -> None:
@@ -288,10 +289,13 @@ async def test_shutdown_drains_then_sends_serving_stopped(
         order.append("serving_stopped")
 
     signals.serving_started.connect(on_started, sender=app)
-    signals.request_finished.connect(on_finished, sender=app)
     signals.serving_stopped.connect(on_stopped, sender=app)
     try:
-        with caplog.at_level(logging.WARNING, logger="asignal"):
+        with (
+            in_background(signals.request_finished, pending, app),
+            in_background(signals.request_finished, hanging, app),
+            caplog.at_level(logging.WARNING, logger="asignal"),
+        ):
             async with (
                 serving(app, "hypercorn") as served,
                 httpx.AsyncClient(base_url=served.url) as http,
@@ -299,7 +303,6 @@ async def test_shutdown_drains_then_sends_serving_stopped(
                 assert (await http.get("/")).text == "hello"
     finally:
         signals.serving_started.disconnect(on_started)
-        signals.request_finished.disconnect(on_finished)
         signals.serving_stopped.disconnect(on_stopped)
 
     assert order == ["after_serving", "pending completed", "hanging cancelled", "serving_stopped"]
