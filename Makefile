@@ -13,7 +13,8 @@ $(BIN)/python:
 # Reinstall only when the declared dependencies change.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The dev dependency group (PEP 735) needs pip >= 25.1, hence the upgrade above.
+	$(BIN)/python -m pip install --quiet -e '.[trio,quart,starlette]' --group dev
 	touch $(STAMP)
 
 lint: $(STAMP)
