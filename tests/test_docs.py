@@ -82,7 +82,7 @@ def public_names(root: Path, package: str) -> list[str]:
     locally defined members when it has none), and the public members of those classes.
     Read statically by griffe, so a module whose optional dependency is missing counts."""
     names: list[str] = []
-    for module in _public_modules(griffe.load(package, search_paths=[root])):
+    for module in _public_modules(griffe.load(package, search_paths=[root, *sys.path])):
         if module.exports is not None:
             exported = [str(name) for name in module.exports]
         else:
