@@ -21,14 +21,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check asignal tests benchmarks examples
-	$(BIN)/ruff format --check asignal tests benchmarks examples
+	$(BIN)/ruff check asignal tests benchmarks examples docs/_ext
+	$(BIN)/ruff format --check asignal tests benchmarks examples docs/_ext
 
 # tests/typing/user_code.py is code as a user writes it: both checkers, strict.
 # pyright comes from PyPI with its own Node.js (pyright[nodejs]); it finds the
 # virtualenv's packages through the python first on PATH.
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict asignal tests/typing
+	$(BIN)/mypy --strict asignal tests/typing docs/_ext/rst_docstrings.py
 	PATH="$(abspath $(BIN)):$$PATH" PYTHONPATH="$(CURDIR)" $(BIN)/pyright tests/typing
 
 verifytypes: $(STAMP)
