@@ -46,7 +46,6 @@ def record(what: str, sender: RemoteSender, kwargs: dict[str, Any]) -> None:
         os.close(fd)
 
 
-@event.connect
 async def handle(sender: RemoteSender, **kwargs: Any) -> str:
     if MODE == "hold":
         record("held", sender, kwargs)
@@ -60,3 +59,8 @@ async def handle(sender: RemoteSender, **kwargs: Any) -> str:
     if MODE == "fail":
         raise RuntimeError(f"receiver failed on attempt {sender.attempt}")
     return "ok"
+
+
+# Only worker processes record; the test process imports this module for ``event``.
+if OUT:
+    event.connect(handle)
