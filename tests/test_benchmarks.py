@@ -91,8 +91,8 @@ def test_every_applicable_cell_is_a_number(smoke: tuple[str, Path, dict[str, Any
     expected_missing = {
         (r["case"], r["backend"], "django")
         for r in report["rows"]
-        if r["backend"] == "trio" or r["case"] in {"7", "8"}
-    } | {(r["case"], r["backend"], "blinker") for r in report["rows"] if r["case"] == "8"}
+        if r["backend"] == "trio" or r["case"] in {"7", "8", "9"}
+    } | {(r["case"], r["backend"], "blinker") for r in report["rows"] if r["case"] in {"8", "9"}}
     assert missing == expected_missing
 
 
@@ -118,3 +118,13 @@ def test_table_and_files(smoke: tuple[str, Path, dict[str, Any]]) -> None:
     assert any(name.endswith("/asignal") for name in names)
     assert any(name.startswith("trio/") for name in names)
     assert report["passed"] + report["failed"] == sum(bool(r["checks"]) for r in report["rows"])
+
+
+def test_nats_bridge_rows(smoke: tuple[str, Path, dict[str, Any]]) -> None:
+    # benchmarks/bench_nats.py: throughput, p50 latency and send cost vs raw nats-py.
+    rows = _rows(report=smoke[2], case="9")
+    assert [r["title"].split(": ")[1].split(" ")[0] for r in rows] == ["200", "end-to-end", "time"]
+    for row in rows:
+        assert row["cells"]["asignal"] > 0
+        assert row["cells"]["floor"] > 0
+        assert len(row["checks"]) == 1
