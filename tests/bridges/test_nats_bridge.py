@@ -4,6 +4,8 @@ receiver sees, and the clear errors of bad input."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -220,3 +222,11 @@ async def test_bad_names_are_refused(nats_server: NatsServer) -> None:
             await bridge.receive(ns.signal("ok"), group="a b")
         with pytest.raises(ValueError, match="max_deliver must be at least 1"):
             await bridge.receive(ns.signal("ok"), group="g", max_deliver=0)
+
+
+def test_import_asignal_imports_no_broker_client() -> None:
+    code = (
+        "import sys, asignal, asignal.signals; print(sorted(m for m in sys.modules if 'nats' in m))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

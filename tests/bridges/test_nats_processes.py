@@ -113,16 +113,20 @@ async def test_a_killed_worker_s_messages_go_to_the_other(
         for i in range(20):
             event.send("app", n=i)
         assert await bridge.flush(10)
-    await wait_until(lambda: len(holder.lines("held")) == 20, "the holder to hold all 20")
-    held = set(ids(holder.lines("held")))
+    # The holder's receivers never return, so it never fetches again after its first
+    # batch: what it holds is what that batch brought.
+    await wait_until(lambda: len(holder.lines("held")) >= 1, "the holder to hold messages")
     other = await workers("other", *args).ready()
     holder.kill()  # SIGKILL: no drain, no ack, no nak
+    held = set(ids(holder.lines("held")))
     await wait_until(lambda: len(set(ids(other.lines()))) == 20, "the other worker to get 20")
     assert await other.terminate() == 0
     got = other.lines()
-    assert set(ids(got)) == held
-    assert all(r["attempt"] >= 2 for r in got)  # each was delivered to the holder first
+    assert len(got) == 20  # each once
     assert sorted(r["kwargs"]["n"] for r in got) == list(range(20))
+    # Every message the holder held came back, delivered a second time.
+    redelivered = {r["id"] for r in got if r["attempt"] >= 2}
+    assert held <= redelivered, held - redelivered
 
 
 @pytest.mark.slow

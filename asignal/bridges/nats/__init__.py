@@ -7,8 +7,14 @@ receive every message (broadcast, at most once). Bodies are JSON, never pickle.
 ``python -m asignal.bridges.nats`` runs a worker. nats-py is asyncio-only.
 """
 
-from ._bridge import NatsBridge, NatsConnectError
+try:
+    import nats  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("asignal.bridges.nats needs nats-py: pip install 'asignal[nats]'") from exc
+
+from ._bridge import NatsBridge
 from ._codec import MalformedMessage, RemoteSender
+from ._connect import NatsConnectError
 from ._outbox import BridgeStats
 
 __all__ = ["BridgeStats", "MalformedMessage", "NatsBridge", "NatsConnectError", "RemoteSender"]

@@ -31,7 +31,8 @@ from typing import Any
 
 from asignal import Signal
 
-from ._bridge import NatsBridge, NatsConnectError
+from ._bridge import NatsBridge
+from ._connect import NatsConnectError
 
 log = logging.getLogger("asignal.bridges.nats")
 

@@ -10,12 +10,11 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import nats
 import nats.errors
 import nats.js.errors
-import sniffio
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 
@@ -34,6 +33,7 @@ from ._codec import (
     sender_label,
     subject_token,
 )
+from ._connect import connect_client, require_asyncio
 from ._consumer import Broadcast, Spec, WorkQueue
 from ._outbox import BridgeStats, Outbox
 
@@ -42,28 +42,6 @@ log = logging.getLogger("asignal.bridges.nats")
 #: The forwarding receiver runs before every other receiver, so a kwarg that cannot be
 #: encoded fails the send before any receiver has run.
 FORWARD_PRIORITY = 1e18
-
-
-class NatsConnectError(ConnectionError):
-    """The bridge could not connect. ``reason`` says why: ``"unreachable"`` (nothing
-    answered at the URLs within the time allowed) or ``"credentials"`` (the server
-    refused the credentials)."""
-
-    def __init__(self, message: str, reason: Literal["unreachable", "credentials"]) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-def _require_asyncio() -> None:
-    try:
-        library = sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        library = "no event loop"
-    if library != "asyncio":
-        raise RuntimeError(
-            f"asignal.bridges.nats needs asyncio, not {library}: nats-py is asyncio-only. "
-            "Run this part of the program under asyncio (anyio.run(..., backend='asyncio'))."
-        )
 
 
 class NatsBridge:
@@ -146,9 +124,9 @@ class NatsBridge:
             (``reason="credentials"``).
         :raises RuntimeError: not running on asyncio.
         """
-        _require_asyncio()
+        require_asyncio()
         own = {k: options.pop(k) for k in _BRIDGE_OPTIONS & options.keys()}
-        client = await _connect(servers, connect_timeout, options)
+        client = await connect_client(servers, connect_timeout, options)
         try:
             async with cls(client, stream=stream, subject_prefix=subject_prefix, **own) as bridge:
                 yield bridge
@@ -160,7 +138,7 @@ class NatsBridge:
                     log.warning("closing the NATS connection failed (%r)", exc)
 
     async def __aenter__(self) -> NatsBridge:
-        _require_asyncio()
+        require_asyncio()
         await self._ensure_stream()
         self._outbox = Outbox(
             self.js,
@@ -373,55 +351,3 @@ class NatsBridge:
 
 
 _BRIDGE_OPTIONS = {"max_buffer", "publish_timeout", "retry_backoff", "drain_timeout"}
-
-
-def _is_auth_error(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return isinstance(exc, nats.errors.AuthorizationError) or any(
-        word in text for word in ("authorization", "authentication", "user credentials")
-    )
-
-
-async def _connect(servers: str | list[str], seconds: float, options: dict[str, Any]) -> Client:
-    errors: list[Exception] = []
-    refused = asyncio.Event()
-    user_error_cb = options.pop("error_cb", None)
-
-    async def error_cb(exc: Exception) -> None:
-        errors.append(exc)
-        # nats-py retries a refused login like a lost connection; stop at the first.
-        if _is_auth_error(exc):
-            refused.set()
-        if user_error_cb is not None:
-            await user_error_cb(exc)
-
-    where = servers if isinstance(servers, str) else ", ".join(servers)
-    options.setdefault("connect_timeout", seconds)
-    connecting = asyncio.ensure_future(nats.connect(servers, error_cb=error_cb, **options))
-    waiting = asyncio.ensure_future(refused.wait())
-    try:
-        await asyncio.wait({connecting, waiting}, timeout=seconds, return_when="FIRST_COMPLETED")
-    finally:
-        waiting.cancel()
-    if connecting.done() and connecting.exception() is None:
-        client: Client = connecting.result()
-        return client
-    if not connecting.done():
-        connecting.cancel()
-        with suppress(BaseException):
-            await connecting
-        error: BaseException | None = errors[-1] if errors else None
-    else:
-        error = connecting.exception()
-    refusal = next((e for e in [*errors, error] if e is not None and _is_auth_error(e)), None)
-    if refusal is not None:
-        raise NatsConnectError(
-            f"the NATS server at {where} refused the credentials ({refusal})",
-            reason="credentials",
-        )
-    last = f" (last error: {error!r})" if error is not None else ""
-    raise NatsConnectError(
-        f"cannot reach a NATS server at {where} within {seconds} s{last}: is it running, "
-        "and is the address right?",
-        reason="unreachable",
-    )
