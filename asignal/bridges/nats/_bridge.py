@@ -21,12 +21,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 from asignal import Signal
 
 from ._codec import (
-    CONTENT_TYPE,
-    JSON_TYPE,
-    MSG_ID,
-    ORIGIN,
-    SENDER,
-    SENT_AT,
+    PLAIN,
     RemoteSender,
     consumer_name,
     encode,
@@ -143,6 +138,7 @@ class NatsBridge:
         self._outbox = Outbox(
             self.js,
             self.stats,
+            origin=self.origin,
             max_buffer=self._max_buffer,
             publish_timeout=self._publish_timeout,
             backoff=self._retry_backoff,
@@ -216,27 +212,34 @@ class NatsBridge:
             raise RuntimeError("enter the bridge (async with) before calling forward()")
         subject = self.subject(signal)
         name = subject.removeprefix(f"{self.subject_prefix}.")
-        origin = self.origin
         ids = self._ids
         put = outbox.put
+        now = time.time
+        fixed = sender_name if isinstance(sender_name, str) else None
+        custom = sender_name if callable(sender_name) else None
 
-        def label(sender: Any) -> str:
-            if sender_name is None:
-                return sender_label(sender)
-            return sender_name if isinstance(sender_name, str) else sender_name(sender)
-
+        # The request path: it runs in every send, so it does the least it can and never
+        # awaits. Kwargs that are all str/int/bool/None are immutable and always encode,
+        # so the publisher task encodes them (and builds the headers); anything else is
+        # encoded here, now, so that a kwarg JSON cannot encode fails this send.
         def forward_to_nats(sender: Any, **kwargs: Any) -> None:
             if type(sender) is RemoteSender:
                 return
-            body = encode(name, sender, kwargs, payload)
-            headers = {
-                MSG_ID: f"{origin}.{next(ids)}",
-                ORIGIN: origin,
-                SENDER: label(sender),
-                SENT_AT: repr(time.time()),
-                CONTENT_TYPE: JSON_TYPE,
-            }
-            put((subject, body, headers))
+            body: bytes | dict[str, Any] = kwargs
+            if payload is not None:
+                body = encode(name, sender, kwargs, payload)
+            else:
+                for value in kwargs.values():
+                    if type(value) not in PLAIN:
+                        body = encode(name, sender, kwargs, None)
+                        break
+            if fixed is not None:
+                label = fixed
+            elif custom is not None:
+                label = custom(sender)
+            else:  # sender_label(), inline: this runs in every send
+                label = sender if type(sender) is str else sender_label(sender)
+            put((subject, body, next(ids), label, now()))
 
         forward_to_nats.__qualname__ = f"NatsBridge.forward({name})"
         signal.connect(forward_to_nats, weak=False, priority=FORWARD_PRIORITY)

@@ -27,8 +27,13 @@ ERROR = "Asignal-Error"
 _TOKEN = re.compile(r"[^\s.*>]+")
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
-_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+#: The JSON encoder of bodies (compact, UTF-8, no NaN): ``dumps(obj) -> str``.
+dumps = _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 _loads = json.JSONDecoder().decode
+
+
+#: Kwarg types a send may hand to the publisher task unencoded: immutable, always JSON.
+PLAIN = frozenset({str, int, bool, type(None)})
 
 
 class MalformedMessage(ValueError):

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from threading import get_ident
+from typing import TYPE_CHECKING, Any
+
+from ._codec import CONTENT_TYPE, JSON_TYPE, MSG_ID, ORIGIN, SENDER, SENT_AT, dumps
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
@@ -47,8 +49,9 @@ class BridgeStats:
     malformed: int = 0
 
 
-#: (subject, body, headers) of one send.
-Item = tuple[str, bytes, dict[str, str]]
+#: One send: (subject, body or plain kwargs to encode, sequence number, sender name,
+#: Unix time of the send).
+Item = tuple[str, "bytes | dict[str, Any]", int, str, float]
 
 
 class Outbox:
@@ -57,11 +60,13 @@ class Outbox:
         js: JetStreamContext,
         stats: BridgeStats,
         *,
+        origin: str,
         max_buffer: int,
         publish_timeout: float,
         backoff: tuple[float, float],
     ) -> None:
         self._js = js
+        self._origin = origin
         self._stats = stats
         self._max = max_buffer
         self._timeout = publish_timeout
@@ -69,32 +74,46 @@ class Outbox:
         self._buffer: deque[Item] = deque()
         self._inflight: list[Item] = []
         self._loop = asyncio.get_running_loop()
-        self._thread = threading.get_ident()
+        self._thread = get_ident()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        # True while nothing is buffered or in flight (``_idle`` is set): the next send
+        # then clears ``_idle`` and wakes the publisher. An attribute test is cheaper on
+        # the request path than Event.is_set().
+        self._sleeping = True
         self._closed = False
         self._task = self._loop.create_task(self._run(), name="asignal NATS publisher")
 
     def put(self, item: Item) -> None:
         """Buffer one send; never blocks. Callable from any thread."""
-        if threading.get_ident() == self._thread:
-            self._put(item)
-        else:
+        if get_ident() != self._thread:
             self._loop.call_soon_threadsafe(self._put, item)
+            return
+        buffer = self._buffer
+        if len(buffer) < self._max and not self._closed:
+            buffer.append(item)
+            if self._sleeping:
+                self._sleeping = False
+                self._idle.clear()
+                self._wake.set()
+            return
+        self._put(item)
 
     def _put(self, item: Item) -> None:
         if self._closed or len(self._buffer) >= self._max:
             self._stats.dropped += 1
             log.error(
-                "dropped a send of %s (message %s): %s",
+                "dropped a send of %s (message %s.%d): %s",
                 item[0],
-                item[2].get("Nats-Msg-Id"),
+                self._origin,
+                item[2],
                 "the bridge is closed" if self._closed else f"{self._max} sends are buffered",
             )
             return
         self._buffer.append(item)
-        if self._idle.is_set():
+        if self._sleeping:
+            self._sleeping = False
             self._idle.clear()
             self._wake.set()
 
@@ -127,7 +146,21 @@ class Outbox:
             self._inflight = []
 
     async def _publish(self, item: Item) -> None:
-        subject, body, headers = item
+        subject, body, seq, sender, sent_at = item
+        if not isinstance(body, bytes):
+            try:
+                body = dumps(body).encode()
+            except ValueError as exc:  # a lone surrogate in a str: not UTF-8
+                self._stats.dropped += 1
+                log.error("dropped a send of %s: cannot encode it (%s)", subject, exc)
+                return
+        headers = {
+            MSG_ID: f"{self._origin}.{seq}",
+            ORIGIN: self._origin,
+            SENDER: sender,
+            SENT_AT: repr(sent_at),
+            CONTENT_TYPE: JSON_TYPE,
+        }
         await self._js.publish(subject, body, timeout=self._timeout, headers=headers)
 
     async def _run(self) -> None:
@@ -136,13 +169,23 @@ class Outbox:
         while True:
             if not buffer:
                 self._idle.set()
+                self._sleeping = True
                 await self._wake.wait()
                 self._wake.clear()
                 continue
             batch = self._inflight = [buffer.popleft() for _ in range(min(WINDOW, len(buffer)))]
-            results = await asyncio.gather(
-                *(self._publish(item) for item in batch), return_exceptions=True
-            )
+            results: list[BaseException | None]
+            if len(batch) == 1:
+                # A lone send (the common case between requests) spares gather's task.
+                try:
+                    await self._publish(batch[0])
+                    results = [None]
+                except Exception as exc:
+                    results = [exc]
+            else:
+                results = await asyncio.gather(
+                    *(self._publish(item) for item in batch), return_exceptions=True
+                )
             self._inflight = []
             failed = [item for item, r in zip(batch, results, strict=True) if r is not None]
             self._stats.published += len(batch) - len(failed)
