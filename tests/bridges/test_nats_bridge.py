@@ -230,3 +230,25 @@ def test_import_asignal_imports_no_broker_client() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+async def test_what_only_the_publisher_finds_unencodable_is_dropped_and_logged(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    ns = Namespace()
+    placed = ns.signal("order-placed")
+    async with NatsBridge.connect(nats_server.url) as bridge:
+        bridge.forward(placed, sender_name=lambda sender: f"shop-{sender}")
+        with pytest.raises(TypeError, match="kwarg 'total' of signal 'order-placed'"):
+            placed.send("a", total=float("nan"))  # not a plain kwarg: encoded in the send
+        with caplog.at_level(logging.ERROR, "asignal.bridges.nats"):
+            placed.send("b", note="\ud800")  # a lone surrogate is not UTF-8
+            placed.send("c", note="fine")
+            assert await bridge.flush(10)
+        sub = await bridge.js.pull_subscribe("asignal.order-placed", stream="ASIGNAL")
+        [msg] = await sub.fetch(1, timeout=5)
+    assert "cannot encode it" in caplog.text
+    assert bridge.stats.dropped == 1
+    assert msg.data == b'{"note":"fine"}'
+    assert msg.headers is not None
+    assert msg.headers["Asignal-Sender"] == "shop-c"
