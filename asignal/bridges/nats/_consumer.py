@@ -115,9 +115,23 @@ class WorkQueue:
                 continue
             failures = 0
             if len(msgs) == 1:
-                await self._handle(msgs[0])
+                outcomes: list[BaseException | None] = [await self._guarded(msgs[0])]
             else:
-                await asyncio.gather(*(self._handle(m) for m in msgs))
+                outcomes = await asyncio.gather(*(self._guarded(m) for m in msgs))
+            for outcome in outcomes:
+                if outcome is not None:
+                    raise outcome  # not an Exception: cancellation, KeyboardInterrupt
+
+    async def _guarded(self, msg: Msg) -> BaseException | None:
+        # A bug here must not end the consumer: the message is left unacked (JetStream
+        # redelivers it after ack_wait, up to max_deliver) and the loop goes on.
+        try:
+            await self._handle(msg)
+        except Exception:
+            log.exception("handling %s failed unexpectedly", _describe(msg))
+        except BaseException as exc:
+            return exc
+        return None
 
     async def _handle(self, msg: Msg) -> None:
         spec = self.spec
