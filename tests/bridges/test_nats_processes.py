@@ -6,16 +6,19 @@ message id."""
 from __future__ import annotations
 
 import collections
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
 
 from asignal.bridges.nats import NatsBridge
-from examples.nats_server import NatsServer
+from examples.nats_server import NatsServer, free_port
 
-from .conftest import Worker, wait_until
+from .conftest import ROOT, Worker, wait_until
 from .worker_module import event
 
 pytestmark = pytest.mark.anyio
@@ -230,3 +233,19 @@ async def test_sigterm_drains_in_flight_messages_and_exits_0(
     assert info.num_ack_pending == 0  # and was acked
     assert info.num_pending == 40 - len(started)
     assert "drained; exiting" in worker.logs()
+
+
+def test_the_worker_names_what_is_wrong(nats_server: NatsServer, tmp_path: Path) -> None:
+    def worker(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "asignal.bridges.nats", "--connect-timeout", "1", *args]
+        return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    missing = worker("--servers", nats_server.url, "tests.bridges.no_such_module")
+    assert missing.returncode == 2
+    assert "cannot import 'tests.bridges.no_such_module'" in missing.stderr
+    empty = worker("--servers", nats_server.url, "tests.bridges.conftest")
+    assert empty.returncode == 2
+    assert "declares nothing to receive: define RECEIVE" in empty.stderr
+    down = worker("--servers", f"nats://127.0.0.1:{free_port()}", "tests.bridges.worker_module")
+    assert down.returncode == 3
+    assert "cannot reach a NATS server" in down.stderr

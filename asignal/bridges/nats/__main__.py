@@ -37,6 +37,10 @@ from ._connect import NatsConnectError
 log = logging.getLogger("asignal.bridges.nats")
 
 
+class _Usage(Exception):
+    """MODULE cannot be used (exit status 2)."""
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m asignal.bridges.nats",
@@ -73,8 +77,8 @@ async def _declare(bridge: NatsBridge, module: ModuleType, args: argparse.Namesp
         return [args.module + ".setup"]
     signals: Any = getattr(module, "RECEIVE", None)
     if not signals or not all(isinstance(s, Signal) for s in signals):
-        raise SystemExit(
-            f"error: module {args.module!r} declares nothing to receive: define RECEIVE "
+        raise _Usage(
+            f"module {args.module!r} declares nothing to receive: define RECEIVE "
             "(a list of signals) or setup(bridge, group)"
         )
     names = []
@@ -128,6 +132,9 @@ async def run(args: argparse.Namespace) -> int:
     except NatsConnectError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except _Usage as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     log.info("drained; exiting (pid %d)", os.getpid())
     return 0
 
