@@ -41,14 +41,20 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
         server.cleanup()
 
 
-async def wait_until(condition: Callable[[], bool], what: str, bound: float = BOUND) -> None:
-    """Poll ``condition`` every 20 ms until it holds; fail naming ``what`` after
-    ``bound`` seconds."""
+async def wait_until(
+    condition: Callable[[], bool],
+    what: str,
+    bound: float = BOUND,
+    why: Callable[[], str] | None = None,
+) -> None:
+    """Poll ``condition`` every 20 ms until it holds; fail naming ``what`` (and what
+    ``why()`` says of the state) after ``bound`` seconds."""
     with anyio.move_on_after(bound):
         while not condition():
             await anyio.sleep(0.02)
         return
-    raise AssertionError(f"timed out after {bound} s waiting for {what}")
+    state = f": {why()}" if why is not None else ""
+    raise AssertionError(f"timed out after {bound} s waiting for {what}{state}")
 
 
 class Worker:

@@ -71,7 +71,11 @@ async def test_broadcast_between_two_bridges_builds_a_remote_sender(
         await receiving.client.flush()
         sending.forward(placed, sender_name="shop-api")
         placed.send(App(), order_id=7)
-        await wait_until(lambda: len(seen) == 2, "the remote send")
+        await wait_until(
+            lambda: len(seen) == 2,
+            "the remote send",
+            why=lambda: f"seen {seen}; {sending.stats}; {receiving.stats}",
+        )
     local, (remote, kwargs) = seen
     assert local[0].__class__ is App
     assert isinstance(remote, RemoteSender)

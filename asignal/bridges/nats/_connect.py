@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import suppress
 from typing import Any, Literal
 
@@ -10,6 +11,8 @@ import nats
 import nats.errors
 import sniffio
 from nats.aio.client import Client
+
+log = logging.getLogger("asignal.bridges.nats")
 
 
 class NatsConnectError(ConnectionError):
@@ -45,14 +48,20 @@ async def connect_client(
     servers: str | list[str], seconds: float, options: dict[str, Any]
 ) -> Client:
     errors: list[Exception] = []
+    connected = False
     refused = asyncio.Event()
     user_error_cb = options.pop("error_cb", None)
 
     async def error_cb(exc: Exception) -> None:
-        errors.append(exc)
-        # nats-py retries a refused login like a lost connection; stop at the first.
-        if _is_auth_error(exc):
-            refused.set()
+        if connected:
+            # Once connected, errors are the client's own reports (a lost connection,
+            # a slow consumer, a failing callback): log them, as nats-py would.
+            log.warning("NATS client: %r", exc)
+        else:
+            errors.append(exc)
+            # nats-py retries a refused login like a lost connection; stop at the first.
+            if _is_auth_error(exc):
+                refused.set()
         if user_error_cb is not None:
             await user_error_cb(exc)
 
@@ -66,6 +75,7 @@ async def connect_client(
         waiting.cancel()
     if connecting.done() and connecting.exception() is None:
         client: Client = connecting.result()
+        connected = True
         return client
     if not connecting.done():
         connecting.cancel()

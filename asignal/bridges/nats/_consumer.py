@@ -68,6 +68,7 @@ class Broadcast:
             return
         sender = remote_sender(msg.headers, msg.subject, fallback_id=f"{msg.subject}#{self._n}")
         if sender.origin == self._origin or sender.message_id in self._seen:
+            log.debug("skipped %s: our own, or seen before", _describe(msg))
             return
         self._seen[sender.message_id] = None
         if len(self._seen) > SEEN:
