@@ -16,7 +16,7 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
-from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from asignal import Signal
 
@@ -299,8 +299,17 @@ class NatsBridge:
         )
         if group is None:
             handler = Broadcast(spec, self.origin, self.stats)
-            # nats-py wants a coroutine function, not a callable object.
-            self._subscriptions.append(await self.client.subscribe(subject, cb=handler.on_message))
+            # An ordered push consumer of this process alone, from the next message on:
+            # it reads the stream, so it sees each stored message once (retried
+            # publishes are de-duplicated there) and with JetStream's metadata.
+            sub = await self.js.subscribe(
+                subject,
+                cb=handler.on_message,
+                stream=self.stream,
+                ordered_consumer=True,
+                deliver_policy=DeliverPolicy.NEW,
+            )
+            self._subscriptions.append(sub)
             return
         durable = consumer_name(subject_token(group, "group"), name)
         config = ConsumerConfig(

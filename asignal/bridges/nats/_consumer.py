@@ -49,7 +49,8 @@ def _describe(msg: Msg) -> str:
 
 
 class Broadcast:
-    """A core NATS subscription: every process gets every message once, its own skipped."""
+    """An ordered consumer of one process: every process gets every message once, its
+    own skipped."""
 
     def __init__(self, spec: Spec, origin: str, stats: BridgeStats) -> None:
         self.spec = spec
@@ -66,7 +67,13 @@ class Broadcast:
             self._stats.malformed += 1
             log.error("dropped malformed %s: %s", _describe(msg), exc)
             return
-        sender = remote_sender(msg.headers, msg.subject, fallback_id=f"{msg.subject}#{self._n}")
+        try:
+            published = msg.metadata.timestamp
+        except (nats.errors.NotJSMessageError, ValueError, IndexError):
+            published = None
+        sender = remote_sender(
+            msg.headers, msg.subject, fallback_id=f"{msg.subject}#{self._n}", published=published
+        )
         if sender.origin == self._origin or sender.message_id in self._seen:
             log.debug("skipped %s: our own, or seen before", _describe(msg))
             return
