@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo bench docs lint typecheck pytest clean
+.PHONY: test demo bench soak docs lint typecheck pytest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# Faults under load at full size (a few minutes); tests/test_faults.py is the bounded one.
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict

@@ -4,8 +4,9 @@ abandoned mid-stream, each reduced to what must not change (:class:`Outcome`).""
 from __future__ import annotations
 
 import itertools
+import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 import httpx
@@ -71,6 +72,8 @@ class Outcome:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     error: str = ""
+    #: How long the request took, as the client saw it (seconds); not compared.
+    seconds: float = 0.0
 
     def digest(self) -> tuple[object, ...]:
         """What must be byte-identical between two runs."""
@@ -120,7 +123,9 @@ async def run(
 
     async def worker() -> None:
         for item in queue:
-            outcomes[item.rid] = await _one(client, item)
+            started = time.perf_counter()
+            outcome = await _one(client, item)
+            outcomes[item.rid] = replace(outcome, seconds=time.perf_counter() - started)
 
     async with anyio.create_task_group() as tg:
         for _ in range(concurrency):

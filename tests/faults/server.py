@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import sys
 import threading
 import time
@@ -148,6 +149,7 @@ class ServerRun:
                 "grown": grown,
                 "collect_seconds": time.perf_counter() - started,
                 "objects": len(gc.get_objects()),
+                "rss_kib": _rss_kib(),
                 "receivers": sum(len(sig.receivers) for sig in REQUEST_SIGNALS),
                 "churn": self.churn.figures() if self.churn else None,
             }
@@ -229,6 +231,16 @@ class ServerRun:
             "snapshots": self.snapshots,
             "churn": self.churn.figures() if self.churn else None,
         }
+
+
+def _rss_kib() -> int:
+    """The process's resident memory (KiB), from /proc where there is one, else 0."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def _current_task() -> object:
