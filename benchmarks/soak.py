@@ -99,6 +99,7 @@ def _row(app: str, kind: str, run: Run, baseline: Run) -> dict[str, Any]:
         "app": app,
         "receivers": kind,
         "requests": len(run.requests),
+        "unknown": len(comparison.unknown) if run is not baseline else 0,
         "lost": len(comparison.lost) if run is not baseline else states(run.outcomes)["lost"],
         "altered": len(comparison.altered) if run is not baseline else 0,
         "errors": len(comparison.errors) if run is not baseline else states(run.outcomes)["error"],
@@ -129,8 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.soak", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--requests", type=int, default=1500, help="per run (default 1500)")
-    parser.add_argument("--concurrency", type=int, default=50, help="client workers (50)")
+    parser.add_argument("--requests", type=int, default=1000, help="per run (default 1000)")
+    parser.add_argument("--concurrency", type=int, default=100, help="client workers (100)")
     parser.add_argument("--budget", type=float, default=0.25, help="install timeout, s")
     parser.add_argument("--apps", default=",".join(APPS), help="comma-separated")
     parser.add_argument("--kinds", default=",".join(RUN_KINDS), help="comma-separated")

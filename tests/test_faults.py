@@ -104,6 +104,9 @@ def test_responses_identical_to_a_run_without_receivers(app: str, kind: str) -> 
     assert run.calls, "the faulty receivers were never called"
     comparison = compare(base.outcomes, run.outcomes, run.requests)
     assert comparison.clean, comparison.summary()
+    # A response lost in the run without receivers cannot be compared; there should be
+    # none, as the requests that end in a server-side close ask for Connection: close.
+    assert len(comparison.unknown) <= len(run.requests) // 20, comparison.summary()
     # Every request reached the app once, keep-alive reuse and disconnects included.
     assert sorted(run.times) == [item.rid for item in run.requests]
 
