@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.faults.apps import APPS
-from tests.faults.load import Planned, compare, plan
+from tests.faults.load import ERROR_ROUTES, Planned, compare, plan
 from tests.faults.receivers import AFTER_RESPONSE, AFTER_RETURN, KINDS
 from tests.faults.scenario import BUDGET, Run, control, execute
 
@@ -34,7 +34,11 @@ CHURN_REQUESTS = 120
 
 SELF_CANCEL = "issue 10 §4 engine: a receiver's own CancelledError under 'collect' is a failure"
 CYCLES = "issue 10 §4 engine: a collected exception's traceback cycles through the engine"
-AFTER_RESPONSE_SENDS = "issue 10 §4 starlette: sends after the response hold the ASGI call"
+AFTER_RESPONSE_SENDS = {
+    "failing": "issue 10 §4 starlette: sends after the response hold a failing ASGI call",
+    "succeeding": "issue 10 §4 starlette: sends after the response hold the ASGI call "
+    "(the starlette branch detaches them only from failing calls: a design question)",
+}
 BUDGET_FIX = {
     "starlette": "issue 10 §4 starlette: one budget per request, across its signals",
     "quart": "issue 10 §4 quart: one budget per request, across its signals",
@@ -112,17 +116,28 @@ def test_responses_identical_to_a_run_without_receivers(app: str, kind: str) -> 
 
 
 @pytest.mark.parametrize(
-    "app", [pytest.param(app, marks=_xfail(app, AFTER_RESPONSE_SENDS)) for app in STARLETTE_APPS]
+    ("app", "calls"),
+    [
+        pytest.param(app, calls, marks=_xfail(app, AFTER_RESPONSE_SENDS[calls]))
+        for app in STARLETTE_APPS
+        for calls in ("failing", "succeeding")
+    ],
 )
-def test_sends_after_the_response_do_not_hold_back_the_call(app: str) -> None:
+def test_sends_after_the_response_do_not_hold_back_the_call(app: str, calls: str) -> None:
     # The receivers wait for their request's ASGI call to return: it returns first
     # unless the adapter awaits them inside the call, and then it is the budget that ends
-    # them. Inside the call they decide when the connection is free again, or closed:
-    # the issue's lost keep-alive responses.
+    # them. "failing": calls that raise after their response (a 500, a failing background
+    # task), which uvicorn answers by closing the connection, so receivers awaited
+    # inside decide when a reused keep-alive connection is cut: the issue's lost
+    # responses. "succeeding": the other calls, which receivers then hold up to a budget.
     base, run = baseline(app), faulty(app, AFTER_RETURN)
-    outcomes = Counter(call.outcome for call in run.calls)
+    paths: dict[int | None, str] = {item.rid: item.path for item in run.requests}
+    failing = calls == "failing"
+    chosen = [call for call in run.calls if (paths.get(call.rid, "") in ERROR_ROUTES) == failing]
+    assert chosen
+    outcomes = Counter(call.outcome for call in chosen)
     assert set(outcomes) == {"ok"}, outcomes
-    assert {call.signal for call in run.calls} <= AFTER_RESPONSE
+    assert {call.signal for call in chosen} <= AFTER_RESPONSE
     comparison = compare(base.outcomes, run.outcomes, run.requests)
     assert comparison.clean, comparison.summary()
 

@@ -57,17 +57,20 @@ class GCWatch:
 
 
 class Owner:
-    """Owns a weakly connected receiver for one request; ``dropped`` once its request
-    has its response, after which nothing references it but reference cycles."""
+    """Owns a weakly connected receiver for one request; ``dropped_at`` (monotonic
+    seconds) once its request has its response, after which nothing references it but
+    reference cycles, and sends already under way (they hold what they resolved)."""
 
     def __init__(self, churn: Churn) -> None:
         self.churn = churn
-        self.dropped = False
+        self.dropped_at: float | None = None
 
     async def receive(self, sender: Any, **kwargs: Any) -> None:
-        self.churn.calls += 1
-        if self.dropped:
-            self.churn.dead_calls += 1
+        churn = self.churn
+        churn.calls += 1
+        began = churn.send_began.get(REQUEST_ID.get())
+        if self.dropped_at is not None and began is not None and began > self.dropped_at:
+            churn.dead_calls += 1
 
 
 class Churn:
@@ -84,8 +87,13 @@ class Churn:
         self.created = 0
         self.calls = 0
         self.dead_calls = 0
+        #: When each request's ``request_started`` send began (monotonic seconds): a send
+        #: that began before an owner was dropped may still call it; a later one may not.
+        self.send_began: dict[int | None, float] = {}
 
     def connect(self) -> None:
+        # Priority: called first in the send, before any owner's receiver.
+        signals.request_started.connect(self.on_send, sender=self.app, weak=False, priority=100)
         signals.appcontext_pushed.connect(self.on_pushed, sender=self.app, weak=False)
         signals.request_finished.connect(self.on_finished, sender=self.app, weak=False)
         # Quart pushes app contexts of its own (a background task's, in the request's
@@ -101,10 +109,15 @@ class Churn:
         self.alive.add(owner)
         signals.request_started.connect(owner.receive, sender=self.app)
 
+    def on_send(self, sender: Any, **kwargs: Any) -> None:
+        self.send_began[REQUEST_ID.get()] = time.monotonic()
+
     def on_finished(self, sender: Any, **kwargs: Any) -> None:
-        owner = self.owners.pop(REQUEST_ID.get(), None)
+        rid = REQUEST_ID.get()
+        self.send_began.pop(rid, None)
+        owner = self.owners.pop(rid, None)
         if owner is not None:
-            owner.dropped = True
+            owner.dropped_at = time.monotonic()
 
     def figures(self) -> dict[str, int]:
         return {
