@@ -119,6 +119,11 @@ class Churn:
         if owner is not None:
             owner.dropped_at = time.monotonic()
 
+    def held_by_cycles(self) -> int:
+        """Owners dropped but alive: between batches (no send under way) with the cyclic GC
+        off, only reference cycles (or a leak) can hold them."""
+        return sum(1 for owner in list(self.alive) if owner.dropped_at is not None)
+
     def figures(self) -> dict[str, int]:
         return {
             "created": self.created,
@@ -152,6 +157,8 @@ class ServerRun:
         if what == "collect":
             # A full collection: what it finds is what reference cycles alone held since
             # the last one; then the objects the GC tracks, with nothing cyclic left.
+            # Dropped owners still alive before collecting: reference cycles hold them.
+            held = self.churn.held_by_cycles() if self.churn else 0
             started = time.perf_counter()
             garbage = gc.collect()
             types = Counter(type(o).__qualname__ for o in gc.get_objects())
@@ -159,6 +166,7 @@ class ServerRun:
             self._types = types
             snapshot = {
                 "garbage": garbage,
+                "held_by_cycles": held,
                 "grown": grown,
                 "collect_seconds": time.perf_counter() - started,
                 "objects": len(gc.get_objects()),
