@@ -118,3 +118,21 @@ def test_table_and_files(smoke: tuple[str, Path, dict[str, Any]]) -> None:
     assert any(name.endswith("/asignal") for name in names)
     assert any(name.startswith("trio/") for name in names)
     assert report["passed"] + report["failed"] == sum(bool(r["checks"]) for r in report["rows"])
+
+
+def test_soak_counts_each_app_and_receiver_kind(tmp_path: Path) -> None:
+    # benchmarks/soak.py (make soak) at a tiny size: one app, one kind, a row each.
+    from benchmarks import soak
+
+    out = tmp_path / "soak.json"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        argv = ["--requests", "12", "--concurrency", "3", "--apps", "starlette-uvicorn"]
+        assert soak.main([*argv, "--kinds", "sync-raise", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text(encoding="utf-8"))
+    assert [(r["app"], r["receivers"]) for r in rows] == [
+        ("starlette-uvicorn", "none"),
+        ("starlette-uvicorn", "sync-raise"),
+    ]
+    assert all(r["requests"] == 12 and r["tasks left"] == 0 for r in rows)
+    assert "dead calls" in stdout.getvalue()
