@@ -255,16 +255,16 @@ class AppSpec:
     closes_after_error: bool = False
 
     def make(self, *, timeout: float | None) -> tuple[Any, Observed]:
-        """A fresh app, installed with ``timeout`` (seconds) if given, and its served
-        wrapper. Returns ``(sender, served)``: the app is the sender of every signal."""
+        """A fresh app with asignal installed, ``timeout`` (seconds, or ``None``) its
+        per-request budget, and the wrapper to serve. Returns ``(app, served)``: the app
+        is the sender of every signal."""
         app = self.build()
-        if timeout is not None:
-            if self.framework == "quart":
-                from asignal.adapters.quart import install as install_quart
+        if self.framework == "quart":
+            from asignal.adapters.quart import install as install_quart
 
-                install_quart(app, timeout=timeout)
-            else:
-                install_starlette(app, timeout=timeout)
+            install_quart(app, timeout=timeout)
+        else:
+            install_starlette(app, timeout=timeout)
         return app, Observed(app)
 
 

@@ -18,37 +18,14 @@ import anyio
 import httpx
 
 from . import load
-from .apps import APPS, AppSpec
 from .load import Outcome, Planned
+from .receivers import Call, Logged
 
 #: The adapters' per-request budget in the runs (seconds): ``timeout`` given to install.
 BUDGET = 0.25
 #: Generous guard against a hang (seconds); nothing asserts how long anything takes.
 GUARD = 30.0
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class Call:
-    """One receiver call, as the server recorded it (times: the server's monotonic clock)."""
-
-    rid: int | None
-    signal: str
-    kind: str
-    started: float
-    ended: float | None
-    outcome: str
-
-
-@dataclass(frozen=True)
-class Logged:
-    logger: str
-    level: int
-    rid: int | None
-    kind: str | None
-    timeout: bool
-    exception: str | None
-    message: str
 
 
 @dataclass
@@ -183,7 +160,3 @@ def execute(
 
         anyio.run(drive, backend="asyncio")
     return Run(app, kinds, requests, outcomes, server.report, time.perf_counter() - started)
-
-
-def spec(name: str) -> AppSpec:
-    return APPS[name]
