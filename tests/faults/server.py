@@ -1,8 +1,9 @@
 """The server process of a fault run: ``python -m tests.faults.server --app NAME ...``.
 
 It builds a fresh app (:data:`tests.faults.apps.APPS`), installs asignal with the budget,
-connects the faulty receivers, serves on 127.0.0.1, prints ``PORT <n>`` once listening,
-serves until its stdin closes, shuts down (ASGI lifespan included), and prints one line
+connects the faulty receivers, serves it on 127.0.0.1 with :func:`examples.serving.serving`
+(uvicorn, or hypercorn on asyncio or trio), prints ``PORT <n>`` once the lifespan start-up
+has completed, serves until its stdin closes, shuts down (ASGI lifespan included), and prints one line
 ``REPORT <json>``: the receivers' calls, the reduced log, per-request times, the tasks
 still alive in its loop, GC figures.
 
@@ -24,7 +25,7 @@ import threading
 import time
 import weakref
 from collections import Counter
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import anyio.from_thread
@@ -185,41 +186,18 @@ class ServerRun:
         self._token = anyio.lowlevel.current_token()
         self._stop = anyio.Event()
         before = set(_alive_tasks())
-        if self.spec.backend == "trio":
-            await self._serve_trio(port_out)
-        else:
-            server: Literal["uvicorn", "hypercorn"] = (
-                "uvicorn" if self.spec.server == "uvicorn" else "hypercorn"
-            )
-            async with serving.serve({self.spec.name: (self.served, server)}) as running:
-                served = running[self.spec.name]
-                port_out(served.port)
-                await self._stop.wait()
-            self.failure = served.failure
+        server: serving.Server = "uvicorn" if self.spec.server == "uvicorn" else "hypercorn"
+        # Once the lifespan start-up has completed; on trio, hypercorn's trio worker.
+        async with serving.serving(self.served, server, name=self.spec.name) as served:
+            port_out(served.port)
+            await self._stop.wait()
+        self.failure = served.failure
         current = _current_task()
         self.leftover = [
             name
             for task, name in _alive_tasks().items()
             if task not in before and task is not current
         ]
-
-    async def _serve_trio(self, port_out: Any) -> None:
-        # examples/serving.py serves hypercorn on asyncio only; its trio worker the same way.
-        from hypercorn.config import Config
-        from hypercorn.trio import serve
-
-        sock = serving.listening_socket()
-        port = sock.getsockname()[1]
-        config = Config()
-        config.bind = [f"fd://{sock.detach()}"]
-        config.accesslog = None
-        config.errorlog = None
-        config.graceful_timeout = 2
-        stop = self._stop
-        assert stop is not None
-        port_out(port)
-        # hypercorn types apps with ASGI TypedDicts of its own, Starlette with its own.
-        await serve(self.served, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
     def stop_from_thread(self) -> None:
         if self._stop is not None:
