@@ -1,11 +1,12 @@
 """The server process of a fault run: ``python -m tests.faults.server --app NAME ...``.
 
 It builds a fresh app (:data:`tests.faults.apps.APPS`), installs asignal with the budget,
-connects the faulty receivers, serves it on 127.0.0.1 with :func:`examples.serving.serving`
-(uvicorn, or hypercorn on asyncio or trio), prints ``PORT <n>`` once the lifespan start-up
-has completed, serves until its stdin closes, shuts down (ASGI lifespan included), and prints one line
-``REPORT <json>``: the receivers' calls, the reduced log, per-request times, the tasks
-still alive in its loop, GC figures.
+connects the faulty receivers, serves the app on 127.0.0.1 with
+:func:`examples.serving.serving` (uvicorn, or hypercorn on asyncio or trio), prints
+``PORT <n>`` once the lifespan start-up has completed, serves until its stdin closes,
+shuts down (ASGI lifespan included), and prints one line ``REPORT <json>``: the
+receivers' calls, the reduced log, per-request times, the tasks still alive in its loop,
+GC figures.
 
 Why a process of its own: the client then never shares a GIL with the server, so a
 response and the server's next step are not interleaved with the client's at every
