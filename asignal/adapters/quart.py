@@ -71,6 +71,9 @@ def _check_app(app: object, what: str) -> quart.Quart:
 class QuartIntegration:
     """The asignal extension for Quart: wires applications to :mod:`asignal.signals`.
 
+    The integration is stored in ``app.extensions["asignal"]``; :meth:`uninstall` undoes
+    everything. Options are fixed once per app.
+
     :param app: an application to wire at once (as :meth:`init_app` does), or ``None``
         to wire applications later with :meth:`init_app` (application factories).
     :param timeout: seconds, or ``None`` for no limit (the default): the per-request
@@ -93,9 +96,6 @@ class QuartIntegration:
     :raises ValueError: an option is out of range (negative or NaN seconds, an unknown
         ``errors``, ``max_pending`` < 1), or ``app`` already has asignal installed with
         different options.
-
-    The integration is stored in ``app.extensions["asignal"]``; :meth:`uninstall` undoes
-    everything. Options are fixed once per app.
     """
 
     __slots__ = ("_options", "_wirings", "app")
