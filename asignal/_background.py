@@ -73,8 +73,8 @@ class Scheduled:
     __slots__ = ("name", "runner")
 
     def __init__(self, runner: BackgroundRunner | None, name: str) -> None:
-        self.runner = runner
-        self.name = name
+        self.runner: BackgroundRunner | None = runner
+        self.name: str = name
 
     def __repr__(self) -> str:
         return f"<Scheduled {self.name}>"
@@ -99,6 +99,12 @@ class BackgroundStats:
     # A plain class, not a dataclass: building a dataclass costs import time.
     __slots__ = ("cancelled", "completed", "dropped", "failed", "scheduled", "timed_out")
     _FIELDS: Final = ("scheduled", "completed", "failed", "timed_out", "cancelled", "dropped")
+    scheduled: int
+    completed: int
+    failed: int
+    timed_out: int
+    cancelled: int
+    dropped: int
 
     def __init__(self) -> None:
         self.scheduled = self.completed = self.failed = 0
