@@ -154,7 +154,7 @@ class Recorder:
         #: Every send recorded, in order of arrival.
         self.seen: list[Seen] = [] if seen is None else seen
         self.sync = sync
-        self.signals = _by_name(signals)
+        self.signals: dict[str, Signal] = _by_name(signals)
         self._receivers: list[tuple[Signal, Callable[..., Any]]] = []
         # Replaced by a fresh event on every record, so that waiters wake and re-check.
         self._changed: anyio.Event | None = None

@@ -42,14 +42,14 @@ try:
 
     from ._quart_asgi import make_asgi_wrapper
     from ._quart_forward import Wiring
-except ModuleNotFoundError as exc:  # pragma: no cover - exercised in a subprocess
-    if (exc.name or "").partition(".")[0] == "asignal":
+except ModuleNotFoundError as _exc:  # pragma: no cover - exercised in a subprocess
+    if (_exc.name or "").partition(".")[0] == "asignal":
         raise
     raise ImportError(
-        f"asignal.adapters.quart needs Quart and its dependencies (module {exc.name!r} is "
+        f"asignal.adapters.quart needs Quart and its dependencies (module {_exc.name!r} is "
         'missing): pip install "asignal[quart]"',
-        name=exc.name,
-    ) from exc
+        name=_exc.name,
+    ) from _exc
 
 from .._dispatch import ErrorPolicy
 from ._common import Emitter
@@ -121,7 +121,7 @@ class QuartIntegration:
             background_timeout=background_timeout,
         ).options
         #: The application given to the constructor, or ``None``.
-        self.app = app
+        self.app: quart.Quart | None = app
         self._wirings: weakref.WeakSet[Wiring] = weakref.WeakSet()
         if app is not None:
             self.init_app(app)

@@ -38,7 +38,7 @@ class StarletteIntegration:
         """Made by :func:`install`, which takes the same ``options`` (and checks them)."""
         self.app = app
         self._emitter = emitter = Emitter(app, **options)
-        self.slot = RunnerSlot()
+        self.slot: RunnerSlot = RunnerSlot()
         self._build_original = app.build_middleware_stack
         self._lifespan_original: Lifespan = app.router.lifespan_context
         self._lifespan = reporting_lifespan(

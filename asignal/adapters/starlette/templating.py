@@ -9,10 +9,10 @@ from typing import Any
 
 try:
     import jinja2
-except ImportError as error:  # pragma: no cover - exercised in a venv without jinja2
+except ImportError as _error:  # pragma: no cover - exercised in a venv without jinja2
     raise ImportError(
         'asignal\'s Jinja2Templates needs jinja2: pip install "asignal[starlette]"'
-    ) from error
+    ) from _error
 from starlette.background import BackgroundTask
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse
