@@ -65,15 +65,14 @@ class Scheduled:
     """What a send returns for a background receiver instead of its eventual value: the
     call was handed to ``runner`` (``None`` when it runs without one, e.g. after the
     response of an app served without a lifespan) under ``name``.
-
-    :ivar runner: the :class:`BackgroundRunner` the call runs on, or ``None``.
-    :ivar name: the receiver's qualified name, or the name the call was scheduled under.
     """
 
     __slots__ = ("name", "runner")
 
     def __init__(self, runner: BackgroundRunner | None, name: str) -> None:
+        #: The :class:`BackgroundRunner` the call runs on, or ``None``.
         self.runner: BackgroundRunner | None = runner
+        #: The receiver's qualified name, or the name the call was scheduled under.
         self.name: str = name
 
     def __repr__(self) -> str:
@@ -85,25 +84,23 @@ class BackgroundStats:
 
     Once the runner has exited, ``scheduled == completed + failed + timed_out +
     cancelled``; ``dropped`` calls were never scheduled.
-
-    :ivar scheduled: calls accepted.
-    :ivar completed: calls that returned (their value is discarded).
-    :ivar failed: calls that raised an exception (logged).
-    :ivar timed_out: calls cancelled by their timeout (logged).
-    :ivar cancelled: calls still pending when the drain ran out of time, cancelled and
-        logged by name.
-    :ivar dropped: calls refused because the runner was full (sync callers only) or not
-        accepting (not entered yet, draining, or exited); logged.
     """
 
     # A plain class, not a dataclass: building a dataclass costs import time.
     __slots__ = ("cancelled", "completed", "dropped", "failed", "scheduled", "timed_out")
     _FIELDS: Final = ("scheduled", "completed", "failed", "timed_out", "cancelled", "dropped")
+    #: Calls accepted.
     scheduled: int
+    #: Calls that returned (their value is discarded).
     completed: int
+    #: Calls that raised an exception (logged).
     failed: int
+    #: Calls cancelled by their timeout (logged).
     timed_out: int
+    #: Calls still pending when the drain ran out of time, cancelled and logged by name.
     cancelled: int
+    #: Calls refused because the runner was full (sync callers only) or not accepting
+    #: (not entered yet, draining, or exited); logged.
     dropped: int
 
     def __init__(self) -> None:
@@ -183,8 +180,13 @@ class BackgroundRunner:
         drain_timeout: float | None = 10.0,
         default_timeout: float | None = None,
     ) -> None:
+        #: At most this many calls are scheduled or running at once.
         self.max_pending: Final = _check_max_pending(max_pending)
+        #: Seconds the exit waits for pending calls before cancelling them (``None``: no
+        #: limit).
         self.drain_timeout: Final = check_timeout(drain_timeout, "drain_timeout")
+        #: Seconds each call may run unless scheduled with its own ``timeout`` (``None``:
+        #: no limit).
         self.default_timeout: Final = check_timeout(default_timeout, "default_timeout")
         #: Counters of this runner's calls (see :class:`BackgroundStats`).
         self.stats: Final = BackgroundStats()

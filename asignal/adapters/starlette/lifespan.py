@@ -54,7 +54,9 @@ class CallRunner(BackgroundRunner):
     _finished = False
 
     def __init__(self, limit: int) -> None:  # no super().__init__(): see the docstring
+        #: The calls collected, in order, until :meth:`run` runs them.
         self.work: list[_Work] = []
+        #: The most calls held at once (the installed ``max_pending``).
         self.limit: int = limit
         self._forward: BackgroundRunner | None = None
 

@@ -53,8 +53,11 @@ class TemplateResponse(HTMLResponse):
         media_type: str | None = None,
         background: BackgroundTask | None = None,
     ) -> None:
-        self.template = template
-        self.context = context
+        #: The template to render (a Jinja2 ``Template``).
+        self.template: Any = template
+        #: The template's context; ``before_render_template`` receivers may change it
+        #: while rendering waits for the response to be sent.
+        self.context: dict[str, Any] = context
         self._pending = False
         # The app reporting the request sends the signals, within the request's budget.
         request = context.get("request")
@@ -76,6 +79,8 @@ class TemplateResponse(HTMLResponse):
 
     @property
     def body(self) -> bytes | memoryview:
+        """The rendered body; reading it before the response is sent renders the
+        template on the spot."""
         if self._pending:
             self._render()
         return self._body
