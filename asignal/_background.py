@@ -89,23 +89,21 @@ class BackgroundStats:
     # A plain class, not a dataclass: building a dataclass costs import time.
     __slots__ = ("cancelled", "completed", "dropped", "failed", "scheduled", "timed_out")
     _FIELDS: Final = ("scheduled", "completed", "failed", "timed_out", "cancelled", "dropped")
-    #: Calls accepted.
-    scheduled: int
-    #: Calls that returned (their value is discarded).
-    completed: int
-    #: Calls that raised an exception (logged).
-    failed: int
-    #: Calls cancelled by their timeout (logged).
-    timed_out: int
-    #: Calls still pending when the drain ran out of time, cancelled and logged by name.
-    cancelled: int
-    #: Calls refused because the runner was full (sync callers only) or not accepting
-    #: (not entered yet, draining, or exited); logged.
-    dropped: int
 
     def __init__(self) -> None:
-        self.scheduled = self.completed = self.failed = 0
-        self.timed_out = self.cancelled = self.dropped = 0
+        #: Calls accepted.
+        self.scheduled: int = 0
+        #: Calls that returned (their value is discarded).
+        self.completed: int = 0
+        #: Calls that raised an exception (logged).
+        self.failed: int = 0
+        #: Calls cancelled by their timeout (logged).
+        self.timed_out: int = 0
+        #: Calls still pending when the drain ran out of time, cancelled and logged by name.
+        self.cancelled: int = 0
+        #: Calls refused because the runner was full (sync callers only) or not accepting
+        #: (not entered yet, draining, or exited); logged.
+        self.dropped: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters by name, in the order above."""
