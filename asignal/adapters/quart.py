@@ -42,14 +42,14 @@ try:
 
     from ._quart_asgi import make_asgi_wrapper
     from ._quart_forward import Wiring
-except ModuleNotFoundError as _exc:  # pragma: no cover - exercised in a subprocess
-    if (_exc.name or "").partition(".")[0] == "asignal":
+except ModuleNotFoundError as _missing:  # pragma: no cover - exercised in a subprocess
+    if (_missing.name or "").partition(".")[0] == "asignal":
         raise
     raise ImportError(
-        f"asignal.adapters.quart needs Quart and its dependencies (module {_exc.name!r} is "
-        'missing): pip install "asignal[quart]"',
-        name=_exc.name,
-    ) from _exc
+        f"asignal.adapters.quart needs Quart and its dependencies (module {_missing.name!r} "
+        'is missing): pip install "asignal[quart]"',
+        name=_missing.name,
+    ) from _missing
 
 from .._dispatch import ErrorPolicy
 from ._common import Emitter
