@@ -170,13 +170,15 @@ class Emitter:
         drain_timeout: float = _DEFAULT_DRAIN_TIMEOUT,
         background_timeout: float | None = None,
     ) -> None:
-        self.app = app
-        self.timeout = check_seconds(timeout, "timeout")
+        self.app: Any = app
+        self.timeout: float | None = check_seconds(timeout, "timeout")
         self.errors: ErrorPolicy = _check_errors(errors)
-        self.max_pending = check_count(max_pending, "max_pending")
+        self.max_pending: int = check_count(max_pending, "max_pending")
         drain = check_seconds(drain_timeout, "drain_timeout", allow_none=False)
-        self.drain_timeout = math.inf if drain is None else drain
-        self.background_timeout = check_seconds(background_timeout, "background_timeout")
+        self.drain_timeout: float = math.inf if drain is None else drain
+        self.background_timeout: float | None = check_seconds(
+            background_timeout, "background_timeout"
+        )
 
     @property
     def options(self) -> dict[str, Any]:
