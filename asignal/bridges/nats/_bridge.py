@@ -74,13 +74,17 @@ class NatsBridge:
         retry_backoff: tuple[float, float] = (0.1, 5.0),
         drain_timeout: float = 10.0,
     ) -> None:
+        #: The nats-py client the bridge publishes and consumes with.
         self.client = client
+        #: The JetStream stream holding the bridge's messages.
         self.stream = subject_token(stream, "stream name")
+        #: Every subject of the bridge starts with it: ``<subject_prefix>.<signal name>``.
         self.subject_prefix = subject_token(subject_prefix, "subject prefix")
         #: This bridge's id: the origin header of what it publishes.
         self.origin = uuid.uuid4().hex[:16]
         #: Counters: published, dropped, retries, received, acked, nacked, ...
         self.stats = BridgeStats()
+        #: The client's JetStream context.
         self.js = client.jetstream(timeout=publish_timeout)
         self._max_buffer = max_buffer
         self._publish_timeout = publish_timeout

@@ -39,13 +39,21 @@ class BridgeStats:
     ``malformed``: messages logged and terminated because they could not be decoded.
     """
 
+    #: Messages the stream acknowledged.
     published: int = 0
+    #: Sends not published: the buffer was full, or the bridge closed with them buffered.
     dropped: int = 0
+    #: Failed publish attempts, retried.
     retries: int = 0
+    #: Messages from other processes re-sent locally.
     received: int = 0
+    #: Work-queue messages acked after their receivers succeeded.
     acked: int = 0
+    #: Work-queue messages nak'd for redelivery after a failure or a timeout.
     nacked: int = 0
+    #: Work-queue messages sent to the dead-letter subject after ``max_deliver`` attempts.
     dead_lettered: int = 0
+    #: Messages logged and terminated because they could not be decoded.
     malformed: int = 0
 
 
