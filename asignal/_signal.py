@@ -22,6 +22,7 @@ from time import monotonic
 from types import MethodType
 from typing import Any, TypeVar
 
+from . import _observe
 from ._dispatch import (
     ErrorPolicy,
     Plan,
@@ -402,6 +403,8 @@ class Signal:
             plan = self._plan(sender)
             if not plan.getters:
                 return []
+        if _observe.observer is not None:  # observation hook: see asignal/_observe.py
+            return _observe.send(self, plan, sender, _async_wrapper, kwargs)
         if plan.has_async:
             return self._send_wrapped(plan, sender, _async_wrapper, kwargs)
         getters = plan.getters
@@ -511,6 +514,11 @@ class Signal:
                 plan = self._plan(sender)
             if not plan.entries:
                 return []
+        if _observe.observer is not None:  # observation hook: see asignal/_observe.py
+            options: dict[str, Any] = {"sync_wrapper": _sync_wrapper, "limit": _limit}
+            options.update(sequential=_sequential, send_timeout=_timeout)
+            options.update(receiver_timeout=_receiver_timeout)
+            return await _observe.send_async(self, plan, sender, kwargs, dispatch, collect, options)
         if not _sequential and _limit is None and _receiver_timeout is None:
             # The fast paths. on_trio() is inlined, and asked only when it matters: this
             # is the hot path.
