@@ -176,16 +176,21 @@ def _is_cancellation(exc: BaseException) -> bool:
 
 class _Call:
     """A receiver as the engine sees it on the observed path. It names itself after the
-    receiver (``describe`` reads ``__qualname__``; the empty ``__module__`` adds
-    nothing), so the engine's log lines and timeout messages name the receiver."""
+    receiver (``describe`` reads ``__qualname__``, found by ``__getattr__``; the empty
+    ``__module__`` adds nothing), so the engine's log lines and timeout messages name
+    the receiver."""
 
-    __slots__ = ("__qualname__", "receiver", "site")
+    __slots__ = ("receiver", "site")
     __module__ = ""
 
     def __init__(self, receiver: Callable[..., Any], site: Site) -> None:
         self.receiver = receiver
         self.site = site
-        self.__qualname__ = site.name
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "__qualname__":
+            return self.site.name
+        raise AttributeError(name)
 
 
 class _SyncCall(_Call):

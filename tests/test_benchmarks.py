@@ -91,8 +91,8 @@ def test_every_applicable_cell_is_a_number(smoke: tuple[str, Path, dict[str, Any
     expected_missing = {
         (r["case"], r["backend"], "django")
         for r in report["rows"]
-        if r["backend"] == "trio" or r["case"] in {"7", "8"}
-    } | {(r["case"], r["backend"], "blinker") for r in report["rows"] if r["case"] == "8"}
+        if r["backend"] == "trio" or r["case"] in {"7", "8", "otel"}
+    } | {(r["case"], r["backend"], "blinker") for r in report["rows"] if r["case"] in {"8", "otel"}}
     assert missing == expected_missing
 
 
@@ -118,3 +118,20 @@ def test_table_and_files(smoke: tuple[str, Path, dict[str, Any]]) -> None:
     assert any(name.endswith("/asignal") for name in names)
     assert any(name.startswith("trio/") for name in names)
     assert report["passed"] + report["failed"] == sum(bool(r["checks"]) for r in report["rows"])
+
+
+def test_otel_case_compares_hook_traces_and_metrics(
+    smoke: tuple[str, Path, dict[str, Any]],
+) -> None:
+    _, _, report = smoke
+    rows = _rows(report, "otel", "asyncio")
+    assert [(r["title"], r["n"]) for r in rows] == [
+        ("hook, not instrumented: send_async", "10"),
+        ("traces: extra per receiver", "10"),
+        ("traces+metrics: extra per receiver", "10"),
+        ("traces: extra per receiver", "100"),
+        ("traces+metrics: extra per receiver", "100"),
+    ]
+    for row in rows:
+        assert row["cells"]["floor"] > 0, row["title"]
+        assert [c["limit"] for c in row["checks"]] in ([1.05], [1.0]), row["title"]

@@ -45,7 +45,7 @@ from time import perf_counter
 from typing import Any, TypeAlias
 
 from opentelemetry import context, propagate, trace
-from opentelemetry.metrics import MeterProvider, get_meter
+from opentelemetry.metrics import MeterProvider, NoOpMeterProvider, get_meter
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 import asignal
@@ -56,16 +56,28 @@ from .._observe import Outcome, Site
 __all__ = ["AsignalInstrumentor", "instrument", "uninstrument"]
 
 _SCOPE = "asignal"
+# Bound once: these run twice per receiver.
+_attach = context.attach
+_detach = context.detach
+_in_context = trace.set_span_in_context
 
 # (span, context token, the span's context); (span, token, perf_counter at start, attributes)
 _SendHandle: TypeAlias = tuple[trace.Span, object, context.Context]
 _ReceiverHandle: TypeAlias = tuple[trace.Span, object, float, dict[str, Any]]
 
 
+_type_names: dict[type, str] = {}
+
+
 def _type_name(obj: object) -> str:
     tp = type(obj)
-    module = tp.__module__
-    return tp.__qualname__ if module == "builtins" else f"{module}.{tp.__qualname__}"
+    name = _type_names.get(tp)
+    if name is None:
+        module = tp.__module__
+        name = tp.__qualname__ if module == "builtins" else f"{module}.{tp.__qualname__}"
+        if len(_type_names) < 1024:  # senders' types are few; never grow without bound
+            _type_names[tp] = name
+    return name
 
 
 class _Observer:
@@ -76,6 +88,8 @@ class _Observer:
     ) -> None:
         version = asignal.__version__
         self.tracer = trace.get_tracer(_SCOPE, version, tracer_provider)
+        #: Whether to record durations: not into a meter provider known to drop them.
+        self.measure = not isinstance(meter_provider, NoOpMeterProvider)
         meter = get_meter(_SCOPE, version, meter_provider)
         self.duration = meter.create_histogram(
             "asignal.receiver.duration", unit="s", description="How long each receiver ran."
@@ -142,8 +156,7 @@ class _Observer:
             attributes = {"asignal.signal": site.signal, "asignal.receiver": site.name}
             data = site.data = (f"asignal.receiver {site.name}", attributes)
         span = self.tracer.start_span(data[0], send[2], attributes=data[1])  # type: ignore[index]
-        token = context.attach(trace.set_span_in_context(span))
-        return span, token, perf_counter(), data[1]
+        return span, _attach(_in_context(span)), perf_counter(), data[1]
 
     def receiver_finished(
         self, handle: object, outcome: Outcome, error: BaseException | None
@@ -151,7 +164,7 @@ class _Observer:
         receiver: _ReceiverHandle = handle  # type: ignore[assignment]
         span, token, started, attributes = receiver
         seconds = perf_counter() - started
-        context.detach(token)  # type: ignore[arg-type]
+        _detach(token)  # type: ignore[arg-type]
         if outcome != "ok":
             _mark(span, outcome, error)
             if outcome == "error" and error is not None:
@@ -159,7 +172,8 @@ class _Observer:
             elif outcome == "timeout":
                 self.timeouts.add(1, attributes)
         span.end()
-        self.duration.record(seconds, attributes)
+        if self.measure:
+            self.duration.record(seconds, attributes)
 
     # --- background calls -------------------------------------------------------------
 

@@ -119,7 +119,9 @@ async def test_modes_are_recorded(telemetry: Telemetry, option: str, mode: str) 
     assert len(telemetry.children(send)) == 2
 
 
-async def test_collected_exception_is_recorded_with_error_status(telemetry: Telemetry) -> None:
+async def test_collected_exception_is_recorded_with_error_status(
+    telemetry: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
     sig = NamedSignal("collecting")
 
     async def fails(sender: Any) -> None:
@@ -132,6 +134,8 @@ async def test_collected_exception_is_recorded_with_error_status(telemetry: Tele
         result = await sig.send_async(None, _errors="collect")
 
     assert isinstance(result[0][1], ValueError)
+    # The engine's log line names the receiver itself, not the wrapper that reports it.
+    assert f"receiver {describe(fails)} of signal 'collecting' raised ValueError" in caplog.text
     send = telemetry.span("asignal.send collecting")
     assert send.status.status_code is StatusCode.UNSET  # the send itself succeeded
     assert dict(send.attributes or {})["asignal.errors"] == "collect"
@@ -186,8 +190,10 @@ async def test_receiver_timeout_is_an_event_and_an_error(telemetry: Telemetry, e
         with pytest.raises(TimeoutError):
             await sig.send_async(None, _errors="raise")
     else:
-        [(_, value)] = await sig.send_async(None, _errors="collect")
+        [(receiver, value)] = await sig.send_async(None, _errors="collect")
+        assert receiver is hangs
         assert isinstance(value, TimeoutError)
+        assert str(value).startswith(f"receiver {describe(hangs)} of signal 'slow'")
 
     span = receiver_span(telemetry, hangs)
     assert events(span) == ["asignal.timeout"]
@@ -262,7 +268,7 @@ def test_sync_send(telemetry: Telemetry) -> None:
     sig = NamedSignal("sync-send")
 
     def first(sender: Any, **kwargs: Any) -> int:
-        return kwargs["n"]
+        return int(kwargs["n"])
 
     def boom(sender: Any, **kwargs: Any) -> None:
         raise RuntimeError("no")

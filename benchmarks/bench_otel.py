@@ -1,0 +1,246 @@
+"""Case ``otel``: what the observation hook and ``asignal.contrib.opentelemetry`` cost.
+
+One ``send_async`` to N = 10 and N = 100 ``async def`` receivers that return without
+suspending (the worst case for relative overhead: the receivers themselves cost almost
+nothing), on asyncio, four ways within every round:
+
+- ``never imported`` (N = 10): in a child process that imports ``asignal`` and never
+  ``opentelemetry`` (the child checks); the parent asks it for each sample over a pipe,
+  so its samples interleave with the others';
+- ``uninstrumented``: this process, after ``instrument()`` and ``uninstrument()``: the
+  hook's one flag check is all that remains;
+- ``traces``: instrumented with the SDK's ``TracerProvider`` (no span processor: the
+  SDK's own cost of a span, nothing exported) and the API's no-op meter provider;
+- ``traces+metrics``: the same plus the SDK's ``MeterProvider`` (``InMemoryMetricReader``).
+
+And two floors, measured in the same rounds with the same providers, each inside a
+parent span (as a receiver's span is):
+
+- ``one span``: ``with tracer.start_as_current_span(name, attributes=...)`` with the
+  name and attributes of a receiver's span: the SDK's own cost of one span;
+- ``one span + one record``: the same plus one ``Histogram.record`` with a receiver's
+  metric attributes.
+
+Rows: uninstrumented / never imported (target <= 1.05: one flag check); per receiver, at
+each N,
+(traces - uninstrumented) / N against one span (target <= 1); (traces+metrics -
+uninstrumented) / N against one span + one record (target <= 1). The extra per receiver
+includes the send's own span, spread over its N receivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from pyperf import perf_counter
+
+import asignal
+from asignal.contrib import opentelemetry as asignal_otel
+
+from ._harness import Check, Config, Row, Series, measure_async
+
+#: Receivers per send: the extra per receiver includes the send's own span, spread over
+#: its N receivers (a tenth of a span at 10, a hundredth at 100).
+NS = (10, 100)
+US = 1e6
+SIGNAL = "bench-otel"
+#: The name and attributes of a receiver's span (and of its metric points).
+SPAN_NAME = "asignal.receiver benchmarks.bench_otel.receiver"
+ATTRIBUTES = {"asignal.signal": SIGNAL, "asignal.receiver": "benchmarks.bench_otel.receiver"}
+
+# The child: asignal only, one event loop, a sample per line of stdin.
+CHILD = f"""
+import asyncio, sys
+from time import perf_counter
+import asignal
+sig = asignal.NamedSignal({SIGNAL!r})
+receivers = []
+for _ in range({NS[0]}):
+    async def receiver(sender, **kwargs):
+        return None
+    receivers.append(receiver)
+    sig.connect(receiver)
+async def run(loops):
+    t0 = perf_counter()
+    for _ in range(loops):
+        await sig.send_async(None)
+    return perf_counter() - t0
+assert not [m for m in sys.modules if m.startswith("opentelemetry")]
+loop = asyncio.new_event_loop()
+for line in sys.stdin:
+    print(repr(loop.run_until_complete(run(int(line)))), flush=True)
+"""
+
+Timed = Callable[[int], Awaitable[float]]
+
+
+def _signal(n: int) -> tuple[asignal.NamedSignal, list[Any]]:
+    sig = asignal.NamedSignal(SIGNAL)
+    receivers = []
+    for _ in range(n):
+
+        async def receiver(sender: Any, **kwargs: Any) -> None:
+            return None
+
+        receivers.append(receiver)
+        sig.connect(receiver)
+    return sig, receivers
+
+
+def _sends(sig: asignal.NamedSignal, instrument: Callable[[], None] | None) -> Timed:
+    async def run(loops: int) -> float:
+        if instrument is not None:
+            instrument()
+        try:
+            t0 = perf_counter()
+            for _ in range(loops):
+                await sig.send_async(None)
+            return float(perf_counter() - t0)
+        finally:
+            asignal_otel.uninstrument()
+
+    return run
+
+
+def _spans(tracer_provider: TracerProvider, meter_provider: MeterProvider | None) -> Timed:
+    tracer = tracer_provider.get_tracer("bench")
+    histogram = (meter_provider or NoOpMeterProvider()).get_meter("bench").create_histogram("h")
+
+    async def run(loops: int) -> float:
+        with tracer.start_as_current_span("parent"):
+            t0 = perf_counter()
+            if meter_provider is None:
+                for _ in range(loops):
+                    with tracer.start_as_current_span(SPAN_NAME, attributes=ATTRIBUTES):
+                        pass
+            else:
+                for _ in range(loops):
+                    with tracer.start_as_current_span(SPAN_NAME, attributes=ATTRIBUTES):
+                        pass
+                    histogram.record(0.001, ATTRIBUTES)
+            return float(perf_counter() - t0)
+
+    return run
+
+
+class _Child:
+    """The never-imported series: samples taken in a child process, one per request."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    async def run(self, loops: int) -> float:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write(f"{loops}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the never-imported child exited ({self.proc.wait()})")
+        return float(line)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+def run(cfg: Config) -> tuple[list[Row], list[Series]]:
+    """The ``otel`` section of ``python -m benchmarks``."""
+    tracer_provider = TracerProvider()
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    # Instrument once for real, then undo it: "uninstrumented" is the state after that.
+    asignal_otel.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    asignal_otel.uninstrument()
+
+    def traces() -> None:
+        asignal_otel.instrument(tracer_provider=tracer_provider, meter_provider=NoOpMeterProvider())
+
+    def traces_and_metrics() -> None:
+        asignal_otel.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+    series: dict[str, Series] = {}
+    for n in NS:
+        sig, receivers = _signal(n)
+        name = f"asyncio/otel/{n}"
+        series[f"uninstrumented {n}"] = Series(
+            f"{name}/uninstrumented", _sends(sig, None), keep=receivers
+        )
+        series[f"traces {n}"] = Series(f"{name}/traces", _sends(sig, traces), keep=receivers)
+        series[f"traces+metrics {n}"] = Series(
+            f"{name}/traces+metrics", _sends(sig, traces_and_metrics), keep=receivers
+        )
+    series["one span"] = Series("asyncio/otel/one-span", _spans(tracer_provider, None))
+    series["one span + one record"] = Series(
+        "asyncio/otel/one-span+record", _spans(tracer_provider, meter_provider)
+    )
+    child = _Child()
+    series["never imported"] = Series(f"asyncio/otel/{NS[0]}/never-imported", child.run)
+    try:
+        asyncio.run(measure_async([list(series.values())], cfg))
+    finally:
+        child.close()
+        meter_provider.shutdown()
+    m = {key: s.median() * US for key, s in series.items()}
+    none = {"blinker": "no tracing to compare", "django": "no tracing to compare"}
+
+    def row(title: str, n: int, unit: str, value: float, floor: float, floor_is: str) -> Row:
+        cells = {"asignal": value, "blinker": None, "django": None, "floor": floor}
+        return Row("otel", title, "asyncio", str(n), unit, cells, dict(none), floor_is=floor_is)
+
+    rows = [
+        row(
+            "hook, not instrumented: send_async",
+            NS[0],
+            "us/send",
+            m[f"uninstrumented {NS[0]}"],
+            m["never imported"],
+            "the same send in a process that never imported opentelemetry",
+        )
+    ]
+    rows[0].checks.append(Check("<= 1.05 x never imported", rows[0].ratio("floor"), 1.05))
+    for n in NS:
+        extra = {
+            kind: (m[f"{kind} {n}"] - m[f"uninstrumented {n}"]) / n
+            for kind in ("traces", "traces+metrics")
+        }
+        spans = row(
+            "traces: extra per receiver",
+            n,
+            "us/receiver",
+            extra["traces"],
+            m["one span"],
+            "one SDK start_as_current_span with a receiver span's name and attributes",
+        )
+        spans.checks.append(Check("<= 1 span", spans.ratio("floor"), 1.0))
+        both = row(
+            "traces+metrics: extra per receiver",
+            n,
+            "us/receiver",
+            extra["traces+metrics"],
+            m["one span + one record"],
+            "one span (as above) + one SDK Histogram.record",
+        )
+        both.checks.append(Check("<= 1 span + 1 record", both.ratio("floor"), 1.0))
+        rows += [spans, both]
+    return rows, list(series.values())
+
+
+if __name__ == "__main__":
+    from ._harness import FULL, format_table
+
+    rows, _ = run(FULL)
+    print(format_table(rows, {}))
