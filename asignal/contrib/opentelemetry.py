@@ -239,21 +239,26 @@ class AsignalInstrumentor:
         """Whether :meth:`instrument` is in effect."""
         return isinstance(_observe.observer, _Observer)
 
-    def instrument(self, **kwargs: Any) -> None:
+    def instrument(
+        self,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        **kwargs: Any,
+    ) -> None:
         """Report every send and receiver from now on.
 
-        :param tracer_provider: where spans go (default: the global tracer provider).
-        :param meter_provider: where metrics go (default: the global meter provider).
         Other keyword arguments of ``BaseInstrumentor.instrument`` (``skip_dep_check``,
         ``raise_exception_on_conflict``) are accepted and ignored. Instrumenting again
         while instrumented does nothing (uninstrument first to change providers).
+
+        :param tracer_provider: where spans go (default: the global tracer provider).
+        :param meter_provider: where metrics go (default: the global meter provider).
         """
         with self._lock:
             if self.is_instrumented_by_opentelemetry:
                 return
-            _observe.observer = _Observer(
-                kwargs.get("tracer_provider"), kwargs.get("meter_provider")
-            )
+            _observe.observer = _Observer(tracer_provider, meter_provider)
 
     def uninstrument(self, **kwargs: Any) -> None:
         """Stop reporting; sends go back to their uninstrumented paths. Sends already
