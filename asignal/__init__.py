@@ -7,9 +7,20 @@ priorities, timeouts and error policies. The Flask core signal set lives in
 :mod:`asignal.adapters`.
 """
 
+from ._background import BackgroundRunner, BackgroundStats, Scheduled
 from ._receivers import ANY
 from ._signal import NamedSignal, Namespace, Signal, default_namespace, signal
 
-__all__ = ["ANY", "NamedSignal", "Namespace", "Signal", "default_namespace", "signal"]
+__all__ = [
+    "ANY",
+    "BackgroundRunner",
+    "BackgroundStats",
+    "NamedSignal",
+    "Namespace",
+    "Scheduled",
+    "Signal",
+    "default_namespace",
+    "signal",
+]
 
 __version__ = "0.1.0"

@@ -56,6 +56,7 @@ def sections() -> dict[str, Section]:
     asgi = _asgi_section()
     if asgi is not None:
         out["asgi"] = asgi
+    out["background"] = importlib.import_module(f"{__package__}.bench_background").run
     out["otel"] = importlib.import_module(f"{__package__}.bench_otel").run
     # Last: its 100 000 receivers leave a large heap behind, which made the garbage
     # collector's passes, and so the ASGI figures, noisier when it ran before them.

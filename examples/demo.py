@@ -198,6 +198,7 @@ async def run_demo(
     serving = modules["examples.serving"]
     httpx = modules["httpx"]
     ws_connect = modules["websockets.asyncio.client"].connect
+    from examples.background_demo import measure_and_print
     from examples.signals import user_logged_in
     from examples.timeline import CUT_OFF, Timeline, receiver_name, signal_name
 
@@ -235,6 +236,8 @@ async def run_demo(
             try:
                 async with serving.serve(apps) as running:
                     await _drive(timeline, running, report, httpx, ws_connect, out)
+                    with timeline.begin("latency: awaited vs background"):  # not shown
+                        await measure_and_print(running, seconds=slow, fast=fast, out=out)
             except serving.ServingError as exc:
                 raise DemoError(str(exc), code=3) from exc
             # The servers have shut down (lifespan included) when `serve` returns.

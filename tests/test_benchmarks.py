@@ -91,8 +91,14 @@ def test_every_applicable_cell_is_a_number(smoke: tuple[str, Path, dict[str, Any
     expected_missing = {
         (r["case"], r["backend"], "django")
         for r in report["rows"]
-        if r["backend"] == "trio" or r["case"] in {"7", "8", "otel"}
-    } | {(r["case"], r["backend"], "blinker") for r in report["rows"] if r["case"] in {"8", "otel"}}
+        if r["backend"] == "trio" or r["case"] in {"7", "8"}
+    } | {(r["case"], r["backend"], "blinker") for r in report["rows"] if r["case"] == "8"}
+    expected_missing |= {
+        (r["case"], r["backend"], x) for r in _rows(report, "bg") for x in LIBS[1:3]
+    }
+    expected_missing |= {
+        (r["case"], r["backend"], x) for r in _rows(report, "otel") for x in LIBS[1:3]
+    }
     assert missing == expected_missing
 
 
@@ -118,6 +124,23 @@ def test_table_and_files(smoke: tuple[str, Path, dict[str, Any]]) -> None:
     assert any(name.endswith("/asignal") for name in names)
     assert any(name.startswith("trio/") for name in names)
     assert report["passed"] + report["failed"] == sum(bool(r["checks"]) for r in report["rows"])
+
+
+def test_background_case_compares_each_path_with_start_soon(
+    smoke: tuple[str, Path, dict[str, Any]],
+) -> None:
+    _, _, report = smoke
+    for backend in ("asyncio", "trio"):
+        rows = _rows(report, "bg", backend)
+        assert [r["title"].rsplit(": ", 1)[1] for r in rows] == [
+            "schedule_nowait",
+            "await schedule",
+            "schedule_nowait, timeout=5",
+        ], backend
+        for row in rows:
+            assert row["cells"]["asignal"] > 0
+            assert row["cells"]["floor"] > 0
+            assert [c["label"] for c in row["checks"]] == ["a/f≤1.5"]
 
 
 def test_otel_case_compares_hook_traces_and_metrics(

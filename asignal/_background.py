@@ -1,0 +1,564 @@
+"""Background work: supervised, bounded fire-and-forget calls, drained on exit.
+
+Which runner is *current* (:func:`current_runner`):
+
+1. the runner made current in this context by ``async with runner:`` (for its body) or by
+   :meth:`BackgroundRunner.activate`, unless it has finished exiting;
+2. otherwise, on a thread that runs an event loop, the most recently entered runner that
+   is still open on that same event loop. This is how a request task of a server, which
+   is not a child of the task that entered the app's runner in its lifespan (and so does
+   not inherit its context variables), still finds the app's runner;
+3. otherwise, on a thread that runs no event loop (an anyio worker thread, such as the
+   one that runs a FastAPI sync endpoint, or a plain thread), the most recently entered
+   runner still open in the process.
+
+Rules 2 and 3 can only guess when several runners are open at once (several apps in one
+process); adapters therefore activate their app's runner for every connection they handle,
+so that rule 1 applies inside a request.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, suppress
+from threading import get_ident
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+
+from ._receivers import check_timeout
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+    from anyio.lowlevel import EventLoopToken
+
+__all__ = ["BackgroundRunner", "BackgroundStats", "Scheduled", "current_runner", "require_runner"]
+
+logger: Final = logging.getLogger("asignal")
+
+
+class _Default:
+    """Type of :data:`DEFAULT`: "use the runner's ``default_timeout``"."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<runner default>"
+
+
+#: The ``timeout=`` of :meth:`BackgroundRunner.schedule` when none is given: the runner's
+#: ``default_timeout``. Pass ``None`` for no limit at all.
+DEFAULT: Final = _Default()
+
+_current: contextvars.ContextVar[BackgroundRunner | None] = contextvars.ContextVar(
+    "asignal_background_runner", default=None
+)
+#: Runners entered and not yet finished exiting, oldest first (the fallback of rule 2/3).
+_open: list[BackgroundRunner] = []
+
+
+class Scheduled:
+    """What a send returns for a background receiver instead of its eventual value: the
+    call was handed to ``runner`` (``None`` when it runs without one, e.g. after the
+    response of an app served without a lifespan) under ``name``.
+
+    :ivar runner: the :class:`BackgroundRunner` the call runs on, or ``None``.
+    :ivar name: the receiver's qualified name, or the name the call was scheduled under.
+    """
+
+    __slots__ = ("name", "runner")
+
+    def __init__(self, runner: BackgroundRunner | None, name: str) -> None:
+        self.runner = runner
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<Scheduled {self.name}>"
+
+
+class BackgroundStats:
+    """Counts of a :class:`BackgroundRunner`'s calls since it was created.
+
+    Once the runner has exited, ``scheduled == completed + failed + timed_out +
+    cancelled``; ``dropped`` calls were never scheduled.
+
+    :ivar scheduled: calls accepted.
+    :ivar completed: calls that returned (their value is discarded).
+    :ivar failed: calls that raised an exception (logged).
+    :ivar timed_out: calls cancelled by their timeout (logged).
+    :ivar cancelled: calls still pending when the drain ran out of time, cancelled and
+        logged by name.
+    :ivar dropped: calls refused because the runner was full (sync callers only) or not
+        accepting (not entered yet, draining, or exited); logged.
+    """
+
+    # A plain class, not a dataclass: building a dataclass costs import time.
+    __slots__ = ("cancelled", "completed", "dropped", "failed", "scheduled", "timed_out")
+    _FIELDS: Final = ("scheduled", "completed", "failed", "timed_out", "cancelled", "dropped")
+
+    def __init__(self) -> None:
+        self.scheduled = self.completed = self.failed = 0
+        self.timed_out = self.cancelled = self.dropped = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters by name, in the order above."""
+        return {name: getattr(self, name) for name in self._FIELDS}
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.as_dict().items())
+        return f"BackgroundStats({counts})"
+
+
+class _Waiter:
+    """An async caller waiting for room; ``granted`` once a finished call handed it its
+    slot (the slot is then already counted in ``_pending``)."""
+
+    __slots__ = ("event", "granted")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.granted = False
+
+
+class _Activation:
+    __slots__ = ("runner", "token")
+
+    def __init__(self, runner: BackgroundRunner) -> None:
+        self.runner = runner
+
+    def __enter__(self) -> None:
+        self.token = _current.set(self.runner)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.reset(self.token)
+
+
+def _check_max_pending(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"max_pending must be an int >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"max_pending must be >= 1, got {value!r}")
+    return value
+
+
+class BackgroundRunner:
+    """Runs fire-and-forget calls in one anyio task group: bounded, supervised, and
+    drained with a deadline on exit.
+
+    ::
+
+        async with asignal.BackgroundRunner(max_pending=100, drain_timeout=5) as runner:
+            runner.schedule_nowait(notify, user, name="notify")   # returns at once
+            ...                                                    # notify runs meanwhile
+        # here: notify has finished, or was cancelled after 5 s and logged
+
+    Inside ``async with`` the runner is current (see :func:`current_runner`), so
+    background receivers and ``send_background`` of code in the block schedule onto it.
+    Works on asyncio and trio.
+
+    :param max_pending: at most this many calls are scheduled or running at once; past
+        it, :meth:`schedule` waits for room and :meth:`schedule_nowait` drops the call.
+    :param drain_timeout: seconds that exiting waits for pending calls before cancelling
+        the rest (``None``: no limit).
+    :param default_timeout: seconds each call may run before it is cancelled, unless it
+        is scheduled with its own ``timeout`` (``None``: no limit).
+    :raises TypeError: ``max_pending`` is not an int, or a timeout is not a number.
+    :raises ValueError: ``max_pending`` < 1, or a timeout is negative or NaN.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_pending: int = 1000,
+        drain_timeout: float | None = 10.0,
+        default_timeout: float | None = None,
+    ) -> None:
+        self.max_pending: Final = _check_max_pending(max_pending)
+        self.drain_timeout: Final = check_timeout(drain_timeout, "drain_timeout")
+        self.default_timeout: Final = check_timeout(default_timeout, "default_timeout")
+        #: Counters of this runner's calls (see :class:`BackgroundStats`).
+        self.stats: Final = BackgroundStats()
+        self._accepting = False
+        self._finished = False
+        self._entered = False
+        self._pending = 0
+        self._live: set[Scheduled] = set()
+        self._waiters: deque[_Waiter] = deque()
+        self._idle: anyio.Event | None = None
+        self._cancelling = False
+        # Set by __aenter__: the loop's thread and token, the task group, our ContextVar.
+        self._thread: int | None = None
+        self._token: EventLoopToken | None = None
+        self._tg: TaskGroup | None = None
+        self._var_token: contextvars.Token[BackgroundRunner | None] | None = None
+
+    def __repr__(self) -> str:
+        state = ("new", "draining", "open", "finished")[
+            self._entered + self._accepting + 2 * self._finished
+        ]
+        return f"<BackgroundRunner {state} pending={self._pending}/{self.max_pending}>"
+
+    @property
+    def pending(self) -> int:
+        """Calls scheduled or running now (at most ``max_pending``)."""
+        return self._pending
+
+    @property
+    def accepting(self) -> bool:
+        """Whether calls are accepted: entered, and not yet exiting."""
+        return self._accepting
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> BackgroundRunner:
+        """Open the task group, start accepting calls, and become the current runner for
+        the body of ``async with``.
+
+        :raises RuntimeError: the runner was entered before (a runner is used once).
+        """
+        if self._entered:
+            raise RuntimeError(f"{self!r} was entered before; create a new BackgroundRunner")
+        from anyio.lowlevel import current_token
+
+        self._entered = True
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        self._thread = get_ident()
+        self._token = current_token()
+        self._accepting = True
+        _open.append(self)
+        self._var_token = _current.set(self)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        """Stop accepting, wait up to ``drain_timeout`` seconds for the pending calls,
+        then cancel the rest, logging each by name, and close the task group. The body's
+        exception, if any, propagates after the drain."""
+        self._accepting = False
+        # Async callers waiting for room are refused now rather than at the deadline.
+        waiters, self._waiters = self._waiters, deque()
+        for waiter in waiters:
+            waiter.event.set()
+        interrupted: BaseException | None = None
+        try:
+            if self._pending and self.drain_timeout != 0:
+                with anyio.move_on_after(self.drain_timeout):
+                    await self.wait_idle()
+        except BaseException as error:
+            # Cancelled (or interrupted) while draining: nothing may wait any longer.
+            interrupted = error
+        if self._pending:
+            self._cancelling = True
+            assert self._tg is not None
+            self._tg.cancel_scope.cancel()
+        if interrupted is not None:
+            exc = interrupted
+        elif isinstance(exc, Exception):
+            # Our calls never raise an Exception, so the task group would only wrap the
+            # body's own in an ExceptionGroup: close it as if the body had ended, and let
+            # the body's exception propagate as itself.
+            exc = None
+        assert self._tg is not None
+        try:
+            suppress = await self._tg.__aexit__(
+                None if exc is None else type(exc), exc, None if exc is None else exc.__traceback__
+            )
+        finally:
+            self._finish()
+        if interrupted is not None and not suppress:
+            raise interrupted
+        return suppress if exc_type is None or exc is not None else False
+
+    def _cancelled(self, scheduled: Scheduled) -> None:
+        self.stats.cancelled += 1
+        if self._cancelling:
+            why = f"still pending when the drain of {self.drain_timeout} s ended"
+        else:
+            why = "the runner's task group was cancelled"
+        logger.warning("background call %s cancelled: %s", scheduled.name, why)
+
+    def _finish(self) -> None:
+        self._finished = True
+        # Calls cancelled before their first step (asyncio) never ran their own count.
+        for scheduled in sorted(self._live, key=lambda s: s.name):
+            self._cancelled(scheduled)
+        self._live.clear()
+        self._pending = 0
+        if self in _open:
+            _open.remove(self)
+        if self._var_token is not None:
+            # ValueError: exited in another context than it was entered in (a hand-written
+            # lifespan can do that); the entering context is gone anyway.
+            with suppress(ValueError):
+                _current.reset(self._var_token)
+            self._var_token = None
+
+    def activate(self) -> AbstractContextManager[None]:
+        """Make this runner current in this context for a ``with`` block (adapters do
+        this per connection, so that code in a request finds its app's runner)::
+
+            with runner.activate():
+                await app(scope, receive, send)
+
+        :returns: a context manager; not reentrant, enter it once.
+        """
+        return _Activation(self)
+
+    async def wait_idle(self) -> None:
+        """Wait until no call is pending, including calls scheduled while waiting
+        (``asignal.testing.settle`` uses it). Returns at once when none is."""
+        while self._pending:
+            if self._idle is None:
+                self._idle = anyio.Event()
+            await self._idle.wait()
+
+    # --- scheduling ----------------------------------------------------------------------
+
+    async def schedule(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        /,
+        *args: Any,
+        name: str,
+        # The contract's name; it bounds the call, not this await.
+        timeout: float | _Default | None = DEFAULT,  # noqa: ASYNC109
+        context: contextvars.Context | None = None,
+    ) -> Scheduled:
+        """Schedule ``await fn(*args)`` in the background; wait for room first while
+        ``max_pending`` calls are pending. Returns without a checkpoint when there is
+        room.
+
+        :param fn: an async callable (a coroutine function, or any callable returning an
+            awaitable).
+        :param name: names the call in logs and in :class:`Scheduled`: the receiver's
+            qualified name, or what else was scheduled.
+        :param timeout: seconds the call may run before it is cancelled; by default the
+            runner's ``default_timeout``; ``None``: no limit.
+        :param context: the :class:`contextvars.Context` the call runs in a copy of;
+            by default a copy of the caller's at this moment.
+        :returns: the :class:`Scheduled` record of the call.
+        :raises RuntimeError: the runner is not accepting calls (not entered, or exiting);
+            the call is counted as dropped and logged. Also raised when awaited on
+            another thread than the runner's event loop.
+        """
+        if self._accepting and self._pending < self.max_pending and get_ident() == self._thread:
+            self._pending += 1
+            return self._start(fn, args, name, timeout, context)
+        if get_ident() != self._thread and self._thread is not None:
+            raise RuntimeError(
+                f"schedule() of {name} was awaited outside the event loop thread of "
+                f"{self!r}; use schedule_nowait() from other threads"
+            )
+        if self._accepting:
+            waiter = _Waiter()
+            self._waiters.append(waiter)
+            try:
+                await waiter.event.wait()
+            except BaseException:
+                if waiter.granted:
+                    self._release_slot()
+                else:
+                    self._waiters.remove(waiter)
+                raise
+            # A slot granted to a waiter that resumes after the runner has finished is
+            # void: finishing reset the count.
+            if waiter.granted and not self._finished:
+                return self._start(fn, args, name, timeout, context)
+        self._drop(name)
+        raise RuntimeError(f"cannot schedule {name}: {self._refusal()}")
+
+    def schedule_nowait(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        /,
+        *args: Any,
+        name: str,
+        timeout: float | _Default | None = DEFAULT,
+        context: contextvars.Context | None = None,
+    ) -> Scheduled | None:
+        """Schedule ``await fn(*args)`` in the background and return at once; drop the
+        call when the runner is full or not accepting. Arguments as :meth:`schedule`.
+
+        Callable from sync or async code on the runner's event loop thread, and from any
+        other thread (an anyio worker thread, such as a FastAPI sync endpoint's): then the
+        call is handed to the event loop through ``anyio.from_thread`` with the runner's
+        token, and the context defaults to a copy of that thread's.
+
+        :returns: the :class:`Scheduled` record, or ``None`` when the call was dropped
+            (counted in ``stats.dropped`` and logged).
+        """
+        if get_ident() != self._thread:
+            options = {"name": name, "timeout": timeout, "context": context}
+            return self._from_thread(fn, args, options)
+        if self._accepting and self._pending < self.max_pending:
+            self._pending += 1
+            return self._start(fn, args, name, timeout, context)
+        self._drop(name)
+        return None
+
+    def _from_thread(
+        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], options: dict[str, Any]
+    ) -> Scheduled | None:
+        if self._token is None or not self._accepting:
+            self._drop(options["name"])
+            return None
+        from anyio import from_thread
+
+        if options["context"] is None:
+            options["context"] = contextvars.copy_context()
+        try:
+            # from_thread.run, not run_sync: on asyncio, spawning in a worker thread's
+            # context (where anyio clears the async library) needs to happen in a task.
+            return from_thread.run(self._on_loop, fn, args, options, token=self._token)
+        except RuntimeError:
+            # The event loop has finished (anyio's RunFinishedError) since we looked.
+            self._drop(options["name"])
+            return None
+
+    async def _on_loop(
+        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], options: dict[str, Any]
+    ) -> Scheduled | None:
+        return self.schedule_nowait(fn, *args, **options)
+
+    def _start(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        name: str,
+        timeout: float | _Default | None,
+        context: contextvars.Context | None,
+    ) -> Scheduled:
+        """Start the call in the slot the caller already counted in ``_pending``."""
+        try:
+            if timeout is DEFAULT:
+                timeout = self.default_timeout
+            elif timeout is not None:
+                timeout = check_timeout(timeout, f"timeout of background call {name}")  # type: ignore[arg-type]
+            scheduled = Scheduled(self, name)
+            tg = self._tg
+            assert tg is not None
+            if context is None:
+                # start_soon runs the task in a copy of the current context: the default.
+                tg.start_soon(self._run, fn, args, scheduled, timeout, name=name)
+            else:
+                start_soon: Callable[..., object] = tg.start_soon
+                context.run(start_soon, self._run, fn, args, scheduled, timeout, name=name)
+        except BaseException:
+            self._release_slot()
+            raise
+        self._live.add(scheduled)
+        self.stats.scheduled += 1
+        return scheduled
+
+    async def _run(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        scheduled: Scheduled,
+        limit: float | None,
+    ) -> None:
+        stats = self.stats
+        try:
+            if limit is None:
+                await fn(*args)
+            else:
+                with anyio.move_on_after(limit) as scope:
+                    await fn(*args)
+                if scope.cancelled_caught:
+                    stats.timed_out += 1
+                    logger.warning("background call %s timed out after %s s", scheduled.name, limit)
+                    return
+            stats.completed += 1
+        except Exception:
+            stats.failed += 1
+            logger.exception("background call %s raised", scheduled.name)
+        except BaseException:
+            # Cancelled by the drain's deadline or from outside (or interrupted).
+            self._cancelled(scheduled)
+            raise
+        finally:
+            self._live.discard(scheduled)
+            self._release_slot()
+
+    def _release_slot(self) -> None:
+        if self._waiters:
+            # Hand the slot straight to the longest waiter: no caller can overtake it.
+            waiter = self._waiters.popleft()
+            waiter.granted = True
+            waiter.event.set()
+            return
+        self._pending -= 1
+        if not self._pending and self._idle is not None:
+            self._idle.set()
+            self._idle = None
+
+    def _refusal(self) -> str:
+        if not self._entered:
+            return f"{self!r} is not running; enter it with 'async with' first"
+        if not self._accepting:
+            return f"{self!r} is shutting down or has shut down"
+        return f"{self!r} is full ({self.max_pending} calls pending)"
+
+    def _drop(self, name: str) -> None:
+        self.stats.dropped += 1
+        logger.warning("background call %s dropped: %s", name, self._refusal())
+
+
+def _loop_token() -> object | None:
+    """The running event loop's native token in this thread (None: no loop here)."""
+    from anyio.lowlevel import current_token
+
+    try:
+        return current_token().native_token
+    except Exception:
+        return None
+
+
+def current_runner() -> BackgroundRunner | None:
+    """The current :class:`BackgroundRunner`, or ``None``; see the module's rules (the
+    runner of ``async with``/``activate()`` in this context, else the most recently
+    entered one open on this thread's event loop, else, on a thread without an event
+    loop, the most recently entered one still open in the process)."""
+    runner = _current.get()
+    if runner is not None and not runner._finished:
+        return runner
+    if not _open:
+        return None
+    open_now = tuple(_open)
+    native = _loop_token()
+    if native is None:
+        return open_now[-1]
+    for candidate in reversed(open_now):
+        token = candidate._token
+        if token is not None and token.native_token is native:
+            return candidate
+    return None
+
+
+def require_runner(what: str) -> BackgroundRunner:
+    """The current runner (as :func:`current_runner`), for ``what`` that has to schedule.
+
+    :param what: names who needs it in the error, e.g. ``"background receiver
+        app.on_login of signal 'user-logged-in'"``.
+    :raises RuntimeError: no runner is current; the message names ``what`` and says how
+        to get one.
+    """
+    runner = current_runner()
+    if runner is None:
+        raise RuntimeError(
+            f"{what} needs a background runner, and none is running here. Run the code "
+            "inside 'async with asignal.BackgroundRunner():' (or 'with runner.activate():'"
+            " for a runner entered elsewhere), or serve the app with an asignal adapter "
+            "installed, which runs one for the app's lifespan."
+        )
+    return runner

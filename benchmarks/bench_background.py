@@ -1,0 +1,153 @@
+"""Case bg: what scheduling one background call costs, against anyio's own ``start_soon``.
+
+Each sample opens a container, schedules ``loops`` calls of the same coroutine (an
+``async def`` that returns at once) and closes the container, which waits for all of
+them. The container is a ``BackgroundRunner`` for asignal and a bare anyio task group for
+the floor, so both figures include creating, running and reaping one task per call; the
+opening and closing are shared by the ``loops`` calls of a sample.
+
+- ``schedule_nowait``: the sync path (the one a send takes for a background receiver);
+- ``await schedule``: the async path, with room to spare (it never waits here);
+- ``schedule_nowait`` with a timeout: each call then runs under a cancel scope, so its
+  floor is ``start_soon`` of the coroutine wrapped in ``anyio.move_on_after``.
+
+Target (issue 11): asignal / floor <= 1.5, medians, both backends, same run. blinker and
+django.dispatch have no background dispatch, so their columns stay empty.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Awaitable, Callable
+
+import anyio
+from pyperf import perf_counter
+
+from asignal import BackgroundRunner
+
+from ._harness import Config, Row, Series, measure_async, ratio_check
+
+CASE = "bg"
+US = 1e6
+#: The timeout of the third row: far above any call here, so it never fires.
+TIMEOUT = 5.0
+#: Calls per sample (and per container) in the full run.
+CALLS = 1000
+NO_PEER = "no background dispatch to compare with"
+
+Run = Callable[[int], Awaitable[float]]
+
+
+async def work() -> None:
+    """The scheduled coroutine: returns without suspending."""
+
+
+async def work_bounded() -> None:
+    """The floor's coroutine for the timeout row: ``work`` under the same cancel scope a
+    runner puts around a call with a timeout."""
+    with anyio.move_on_after(TIMEOUT):
+        await work()
+
+
+def _clean_slate() -> None:
+    # Each sample leaves a thousand tasks' (and cancel scopes') garbage behind; collected
+    # inside the next sample it would bill that sample's series for the previous one.
+    gc.collect()
+
+
+def floor(fn: Callable[[], Awaitable[None]]) -> Run:
+    async def run(loops: int) -> float:
+        _clean_slate()
+        t0 = perf_counter()
+        async with anyio.create_task_group() as tg:
+            for _ in range(loops):
+                tg.start_soon(fn)
+        return float(perf_counter() - t0)
+
+    return run
+
+
+def nowait(timeout: float | None = None) -> Run:
+    async def run(loops: int) -> float:
+        _clean_slate()
+        t0 = perf_counter()
+        async with BackgroundRunner(max_pending=loops, default_timeout=timeout) as runner:
+            for _ in range(loops):
+                runner.schedule_nowait(work, name="bench.work")
+        return float(perf_counter() - t0)
+
+    return run
+
+
+def awaited() -> Run:
+    async def run(loops: int) -> float:
+        _clean_slate()
+        t0 = perf_counter()
+        async with BackgroundRunner(max_pending=loops) as runner:
+            for _ in range(loops):
+                await runner.schedule(work, name="bench.work")
+        return float(perf_counter() - t0)
+
+    return run
+
+
+async def _main(cfg: Config, backend: str) -> tuple[list[Row], list[Series]]:
+    name = f"{backend}/background"
+    # Every series schedules the same number of calls per sample, so that the container's
+    # opening and closing, and the timer heap of the timeout row, weigh the same in each.
+    loops = 2 if cfg.smoke else CALLS
+    plain = Series(f"{name}/start_soon", floor(work))
+    bounded = Series(f"{name}/start_soon+move_on_after", floor(work_bounded))
+    # Row title -> (asignal's series, the floor it is compared with). The first two rows
+    # share one floor, measured once per round alongside both.
+    rows_of = {
+        "schedule_nowait": (Series(f"{name}/schedule_nowait", nowait()), plain),
+        "await schedule": (Series(f"{name}/await schedule", awaited()), plain),
+        f"schedule_nowait, timeout={TIMEOUT:g}": (
+            Series(f"{name}/schedule_nowait+timeout", nowait(TIMEOUT)),
+            bounded,
+        ),
+    }
+    groups = [[plain, rows_of["schedule_nowait"][0], rows_of["await schedule"][0]]]
+    groups.append([bounded, rows_of[f"schedule_nowait, timeout={TIMEOUT:g}"][0]])
+    for series in (s for g in groups for s in g):
+        series.loops = loops
+    await measure_async(groups, cfg)
+    rows = []
+    for title, (a, f) in rows_of.items():
+        row = Row(
+            CASE,
+            f"background call: {title}",
+            backend,
+            "1",
+            "µs/call",
+            {"asignal": a.median() * US, "blinker": None, "django": None, "floor": f.median() * US},
+            notes={"blinker": NO_PEER, "django": NO_PEER},
+            floor_is=(
+                "anyio task_group.start_soon of the same coroutine (in the timeout row, "
+                "wrapped in anyio.move_on_after), its task run and reaped"
+            ),
+        )
+        row.checks.append(ratio_check("a/f≤1.5", row, "floor", 1.5))
+        rows.append(row)
+    return rows, [s for g in groups for s in g]
+
+
+def run(cfg: Config) -> tuple[list[Row], list[Series]]:
+    """Case bg on asyncio, then on trio, each inside one event loop."""
+    rows: list[Row] = []
+    series: list[Series] = []
+    for backend in ("asyncio", "trio"):
+        r, s = anyio.run(_main, cfg, backend, backend=backend)
+        rows += r
+        series += s
+    return rows, series
+
+
+if __name__ == "__main__":
+    # This case alone, printed as the suite prints it.
+    import sys
+
+    from .__main__ import main
+
+    raise SystemExit(main(["--only", "background", "--no-json", *sys.argv[1:]]))
