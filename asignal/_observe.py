@@ -29,7 +29,19 @@ if TYPE_CHECKING:
     from ._dispatch import Plan
     from ._signal import Signal
 
-__all__ = ["Observer", "Outcome", "Site", "extract", "inject", "observer", "send", "send_async"]
+__all__ = [
+    "Observer",
+    "Outcome",
+    "Site",
+    "background",
+    "background_cancelled",
+    "background_dropped",
+    "extract",
+    "inject",
+    "observer",
+    "send",
+    "send_async",
+]
 
 #: How a receiver (or a send) ended. ``"timeout"``: cancelled because its own timeout or
 #: the send's ``_timeout`` expired; ``"cancelled"``: cancelled for any other reason (the
@@ -101,6 +113,27 @@ class Observer(Protocol):
         """The receiver started with ``handle`` returned (``"ok"``) or raised ``error``."""
         ...
 
+    def background_started(self, name: str) -> object:
+        """A background call (:class:`~asignal.BackgroundRunner`) named ``name`` starts,
+        in its own context: a copy of the one it was scheduled from, so what is current
+        there is the span that scheduled it. Returns a handle for
+        :meth:`background_finished`."""
+        ...
+
+    def background_finished(
+        self, handle: object, outcome: Outcome, error: BaseException | None
+    ) -> None:
+        """The background call started with ``handle`` ended."""
+        ...
+
+    def background_dropped(self, name: str) -> None:
+        """A runner refused the call ``name`` (full, or not accepting)."""
+        ...
+
+    def background_cancelled(self, name: str) -> None:
+        """A runner cancelled the call ``name`` unfinished (its drain deadline passed)."""
+        ...
+
     def inject(self, headers: MutableMapping[str, str]) -> None:
         """Write the current trace context into ``headers`` (e.g. W3C ``traceparent``)."""
         ...
@@ -132,6 +165,52 @@ def extract(headers: Mapping[str, str] | None) -> AbstractContextManager[None]:
     if obs is None or not headers:
         return nullcontext()
     return obs.extract(headers)
+
+
+# --- background calls ----------------------------------------------------------------------
+
+
+def background(
+    fn: Callable[..., Awaitable[Any]], name: str, timeout: float | None
+) -> Callable[..., Awaitable[Any]]:
+    """For the runner: ``fn`` reporting its call as the background call ``name``, which
+    the runner bounds by ``timeout`` seconds (``None``: no bound)."""
+
+    async def observed(*args: Any) -> Any:
+        obs = observer
+        if obs is None:
+            return await fn(*args)
+        handle = obs.background_started(name)
+        started = monotonic()
+        try:
+            value = await fn(*args)
+        except BaseException as exc:
+            if isinstance(exc, Exception) or not _is_cancellation(exc):
+                outcome: Outcome = "error"
+            elif timeout is not None and monotonic() - started >= timeout - _SLACK:
+                outcome = "timeout"
+            else:
+                outcome = "cancelled"
+            obs.background_finished(handle, outcome, exc)
+            raise
+        obs.background_finished(handle, "ok", None)
+        return value
+
+    return observed
+
+
+def background_dropped(name: str) -> None:
+    """For the runner: it refused the background call ``name``."""
+    obs = observer
+    if obs is not None:
+        obs.background_dropped(name)
+
+
+def background_cancelled(name: str) -> None:
+    """For the runner: it cancelled the background call ``name`` unfinished."""
+    obs = observer
+    if obs is not None:
+        obs.background_cancelled(name)
 
 
 # --- the observed path ---------------------------------------------------------------------

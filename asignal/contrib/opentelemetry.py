@@ -60,6 +60,8 @@ _SCOPE = "asignal"
 _attach = context.attach
 _detach = context.detach
 _in_context = trace.set_span_in_context
+# No parent: background calls start traces of their own.
+_ROOT = context.Context()
 
 # (span, context token, the span's context); (span, token, perf_counter at start, attributes)
 _SendHandle: TypeAlias = tuple[trace.Span, object, context.Context]
@@ -176,6 +178,24 @@ class _Observer:
             self.duration.record(seconds, attributes)
 
     # --- background calls -------------------------------------------------------------
+
+    def background_started(self, name: str) -> object:
+        attributes = {"asignal.receiver": name}
+        # A trace of its own (it outlives the request), linked to the span that
+        # scheduled it.
+        scheduler = trace.get_current_span().get_span_context()
+        span = self.tracer.start_span(
+            f"asignal.background {name}",
+            _ROOT,
+            attributes=attributes,
+            links=[trace.Link(scheduler)] if scheduler.is_valid else None,
+        )
+        return span, _attach(_in_context(span)), perf_counter(), attributes
+
+    def background_finished(
+        self, handle: object, outcome: Outcome, error: BaseException | None
+    ) -> None:
+        self.receiver_finished(handle, outcome, error)
 
     def background_dropped(self, name: str) -> None:
         self.dropped.add(1, {"asignal.receiver": name})
