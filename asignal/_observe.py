@@ -253,22 +253,19 @@ def _is_cancellation(exc: BaseException) -> bool:
         return False
 
 
-class _Call:
-    """A receiver as the engine sees it on the observed path. It names itself after the
+class _Call(tuple[Any, Site]):
+    """A receiver as the engine sees it on the observed path: ``(receiver, site)``. A
+    tuple, so that making one per call runs no Python code. It names itself after the
     receiver (``describe`` reads ``__qualname__``, found by ``__getattr__``; the empty
     ``__module__`` adds nothing), so the engine's log lines and timeout messages name
     the receiver."""
 
-    __slots__ = ("receiver", "site")
+    __slots__ = ()
     __module__ = ""
-
-    def __init__(self, receiver: Callable[..., Any], site: Site) -> None:
-        self.receiver = receiver
-        self.site = site
 
     def __getattr__(self, name: str) -> Any:
         if name == "__qualname__":
-            return self.site.name
+            return self[1].name
         raise AttributeError(name)
 
 
@@ -277,13 +274,14 @@ class _SyncCall(_Call):
     __module__ = ""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        receiver, site = self
         obs = observer
         sending = _sending.get(None)
         if obs is None or sending is None:  # uninstrumented while this send ran
-            return self.receiver(*args, **kwargs)
-        handle = obs.receiver_started(self.site, sending[0])
+            return receiver(*args, **kwargs)
+        handle = obs.receiver_started(site, sending[0])
         try:
-            value = self.receiver(*args, **kwargs)
+            value = receiver(*args, **kwargs)
         except BaseException as exc:
             obs.receiver_finished(handle, "error", exc)
             raise
@@ -296,19 +294,21 @@ class _AsyncCall(_Call):
     __module__ = ""
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        receiver, site = self
         obs = observer
         sending = _sending.get(None)
         if obs is None or sending is None:
-            return await self.receiver(*args, **kwargs)
-        handle = obs.receiver_started(self.site, sending[0])
-        started = monotonic()
+            return await receiver(*args, **kwargs)
+        handle = obs.receiver_started(site, sending[0])
+        # Only a receiver's own timeout needs its start (the send's deadline is absolute).
+        started = monotonic() if site.timeout is not None or sending[2] is not None else 0.0
         try:
-            value = await self.receiver(*args, **kwargs)
+            value = await receiver(*args, **kwargs)
         except BaseException as exc:
             if isinstance(exc, Exception) or not _is_cancellation(exc):
                 obs.receiver_finished(handle, "error", exc)
             else:
-                obs.receiver_finished(handle, _cancelled_outcome(self.site, started), exc)
+                obs.receiver_finished(handle, _cancelled_outcome(site, started), exc)
             raise
         obs.receiver_finished(handle, "ok", None)
         return value
@@ -328,7 +328,7 @@ class _Shadow:
 
         def get() -> _Call | None:
             receiver = deref()
-            return None if receiver is None else call(receiver, site)
+            return None if receiver is None else call((receiver, site))
 
         self.get = get
 
@@ -362,7 +362,7 @@ def _shadow(signal: Signal, plan: Plan) -> Plan:
 
 
 def _unwrap(results: Result) -> Result:
-    return [(r.receiver if isinstance(r, _Call) else r, value) for r, value in results]
+    return [(r[0] if isinstance(r, _Call) else r, value) for r, value in results]
 
 
 def _send_outcome(exc: BaseException, deadline: float) -> Outcome:
@@ -407,7 +407,7 @@ async def send_async(
         # The user's wrapper gets the receiver itself, and what it returns is reported.
         options = {
             **options,
-            "sync_wrapper": lambda c: _AsyncCall(sync_wrapper(c.receiver), c.site),
+            "sync_wrapper": lambda c: _AsyncCall((sync_wrapper(c[0]), c[1])),
         }
     token = _sending.set((handle, deadline, options["receiver_timeout"]))
     try:
@@ -457,7 +457,7 @@ def send(
             if receiver is None:
                 continue
             fn = async_wrapper(receiver) if is_async and async_wrapper is not None else receiver
-            results.append((receiver, _SyncCall(fn, record.site)(sender, **kwargs)))  # type: ignore[union-attr]
+            results.append((receiver, _SyncCall((fn, record.site))(sender, **kwargs)))  # type: ignore[union-attr]
     except BaseException as exc:
         if obs is not None:
             obs.send_finished(handle, "error", exc)

@@ -150,11 +150,14 @@ def test_otel_case_compares_hook_traces_and_metrics(
     rows = _rows(report, "otel", "asyncio")
     assert [(r["title"], r["n"]) for r in rows] == [
         ("hook, not instrumented: send_async", "10"),
-        ("traces: extra per receiver", "10"),
-        ("traces+metrics: extra per receiver", "10"),
-        ("traces: extra per receiver", "100"),
-        ("traces+metrics: extra per receiver", "100"),
+        ("traces: extra per receiver, its send's share included", "10"),
+        ("traces: extra per receiver (10 -> 100)", "100"),
+        ("traces: extra per send, beyond its receivers", "10"),
+        ("traces+metrics: extra per receiver, its send's share included", "10"),
+        ("traces+metrics: extra per receiver (10 -> 100)", "100"),
+        ("traces+metrics: extra per send, beyond its receivers", "10"),
     ]
+    limits = [[1.05], [1.0], [1.0], [], [1.0], [1.0], []]
+    assert [[c["limit"] for c in r["checks"]] for r in rows] == limits
     for row in rows:
         assert row["cells"]["floor"] > 0, row["title"]
-        assert [c["limit"] for c in row["checks"]] in ([1.05], [1.0]), row["title"]
