@@ -215,10 +215,12 @@ def background_cancelled(name: str) -> None:
 
 # --- the observed path ---------------------------------------------------------------------
 
-# (the send's handle, its deadline on ``time.monotonic``, its ``_receiver_timeout``): the
-# deadlines are read only when a receiver is cancelled, to tell a timeout from any other
-# cancellation.
-_sending: ContextVar[tuple[object, float, float | None]] = ContextVar("asignal_sending")
+# (the observer, the send's handle, its deadline on ``time.monotonic``, its
+# ``_receiver_timeout``). The send's receivers report to the observer that saw it start,
+# even if another is set meanwhile. The deadlines are read only when a receiver is
+# cancelled, to tell a timeout from any other cancellation.
+_Sending: TypeAlias = tuple[Observer, object, float, float | None]
+_sending: ContextVar[_Sending] = ContextVar("asignal_sending")
 # A receiver's own deadline is set by the engine a moment before the wrapper starts its
 # clock: a cancellation this close to it is still that timeout.
 _SLACK = 0.001
@@ -233,7 +235,7 @@ def _cancelled_outcome(site: Site, started: float) -> Outcome:
     now = monotonic()
     sending = _sending.get(None)
     if sending is not None:
-        _, send_deadline, receiver_timeout = sending
+        _, _, send_deadline, receiver_timeout = sending
         if now >= send_deadline:
             return "timeout"
         timeout = site.timeout if site.timeout is not None else receiver_timeout
@@ -275,11 +277,11 @@ class _SyncCall(_Call):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         receiver, site = self
-        obs = observer
         sending = _sending.get(None)
-        if obs is None or sending is None:  # uninstrumented while this send ran
+        if sending is None:  # not sent on the observed path
             return receiver(*args, **kwargs)
-        handle = obs.receiver_started(site, sending[0])
+        obs = sending[0]
+        handle = obs.receiver_started(site, sending[1])
         try:
             value = receiver(*args, **kwargs)
         except BaseException as exc:
@@ -295,13 +297,13 @@ class _AsyncCall(_Call):
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         receiver, site = self
-        obs = observer
         sending = _sending.get(None)
-        if obs is None or sending is None:
+        if sending is None:
             return await receiver(*args, **kwargs)
-        handle = obs.receiver_started(site, sending[0])
+        obs = sending[0]
+        handle = obs.receiver_started(site, sending[1])
         # Only a receiver's own timeout needs its start (the send's deadline is absolute).
-        started = monotonic() if site.timeout is not None or sending[2] is not None else 0.0
+        started = monotonic() if site.timeout is not None or sending[3] is not None else 0.0
         try:
             value = await receiver(*args, **kwargs)
         except BaseException as exc:
@@ -409,7 +411,7 @@ async def send_async(
             **options,
             "sync_wrapper": lambda c: _AsyncCall((sync_wrapper(c[0]), c[1])),
         }
-    token = _sending.set((handle, deadline, options["receiver_timeout"]))
+    token = _sending.set((obs, handle, deadline, options["receiver_timeout"]))
     try:
         results = await dispatch(signal, shadow, sender, kwargs, collect=collect, **options)
     except BaseException as exc:
@@ -429,43 +431,47 @@ def send(
     kwargs: dict[str, Any],
 ) -> Result:
     """The observed ``send``: blinker's sequential loop, each call reported."""
-    live = [(get(), is_async) for get, is_async, _ in plan.entries]
-    if async_wrapper is None:
-        for receiver, is_async in live:
-            if is_async and receiver is not None:
-                raise RuntimeError(
-                    f"cannot send signal {_label(signal)} to coroutine receiver "
-                    f"{describe(receiver)} with send(); use 'await send_async()' or "
-                    "pass _async_wrapper"
-                )
-    obs = observer
     shadow = _shadow(signal, plan)
-    handle = None
-    if obs is not None:
-        handle = obs.send_started(
-            _name(signal),
-            sender,
-            receivers=len(plan.entries),
-            mode="sync",
-            errors="raise",
-            timeout=None,
-        )
+    # (receiver, is_async, its site) of each live receiver, in dispatch order.
+    calls = []
+    for (get, is_async, _), (_, _, record) in zip(plan.entries, shadow.entries, strict=True):
+        receiver = get()
+        if receiver is None:
+            continue
+        if is_async and async_wrapper is None:
+            raise RuntimeError(
+                f"cannot send signal {_label(signal)} to coroutine receiver "
+                f"{describe(receiver)} with send(); use 'await send_async()' or "
+                "pass _async_wrapper"
+            )
+        calls.append((receiver, is_async, record.site))  # type: ignore[union-attr]
+    obs = observer
+    if obs is None:  # uninstrumented a moment ago
+        return [
+            (r, (async_wrapper(r) if is_async and async_wrapper else r)(sender, **kwargs))
+            for r, is_async, _ in calls
+        ]
+    handle = obs.send_started(
+        _name(signal),
+        sender,
+        receivers=len(plan.entries),
+        mode="sync",
+        errors="raise",
+        timeout=None,
+    )
     results: Result = []
-    token = _sending.set((handle, float("inf"), None))
+    token = _sending.set((obs, handle, float("inf"), None))
     try:
-        for (receiver, is_async), (_, _, record) in zip(live, shadow.entries, strict=True):
-            if receiver is None:
-                continue
-            fn = async_wrapper(receiver) if is_async and async_wrapper is not None else receiver
-            results.append((receiver, _SyncCall((fn, record.site))(sender, **kwargs)))  # type: ignore[union-attr]
+        for receiver, is_async, site in calls:
+            # Wrapped right before the call, as the unobserved path does.
+            fn = async_wrapper(receiver) if is_async and async_wrapper else receiver
+            results.append((receiver, _SyncCall((fn, site))(sender, **kwargs)))
     except BaseException as exc:
-        if obs is not None:
-            obs.send_finished(handle, "error", exc)
+        obs.send_finished(handle, "error", exc)
         raise
     finally:
         _sending.reset(token)
-    if obs is not None:
-        obs.send_finished(handle, "ok", None)
+    obs.send_finished(handle, "ok", None)
     return results
 
 
