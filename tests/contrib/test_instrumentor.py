@@ -104,3 +104,26 @@ def test_import_asignal_imports_no_opentelemetry() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.anyio
+async def test_uninstrumenting_during_a_send_ends_its_spans(telemetry: Telemetry) -> None:
+    sig = NamedSignal("midway")
+
+    async def first(sender: Any) -> None:
+        asignal_otel.uninstrument()
+
+    async def second(sender: Any) -> str:
+        return "still reported"
+
+    with sig.connected_to(first), sig.connected_to(second):
+        results = await sig.send_async(None)
+        assert results == [(first, None), (second, "still reported")]
+        await sig.send_async(None)  # after: not reported
+    assert sorted(s.name for s in telemetry.spans()) == sorted(
+        [
+            "asignal.send midway",
+            f"asignal.receiver {first.__module__}.{first.__qualname__}",
+            f"asignal.receiver {second.__module__}.{second.__qualname__}",
+        ]
+    )
