@@ -105,15 +105,20 @@ def _signal(n: int) -> tuple[asignal.NamedSignal, list[Any]]:
     return sig, receivers
 
 
+async def _timed(sig: asignal.NamedSignal, loops: int) -> float:
+    t0 = perf_counter()
+    for _ in range(loops):
+        await sig.send_async(None)
+    return float(perf_counter() - t0)
+
+
 def _sends(sig: asignal.NamedSignal, instrument: Callable[[], None] | None) -> Timed:
     async def run(loops: int) -> float:
-        if instrument is not None:
-            instrument()
+        if instrument is None:
+            return await _timed(sig, loops)
+        instrument()
         try:
-            t0 = perf_counter()
-            for _ in range(loops):
-                await sig.send_async(None)
-            return float(perf_counter() - t0)
+            return await _timed(sig, loops)
         finally:
             asignal_otel.uninstrument()
 

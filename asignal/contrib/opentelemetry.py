@@ -38,6 +38,7 @@ Metrics (attributes ``asignal.signal`` and ``asignal.receiver``):
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Collection, Generator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager
@@ -56,6 +57,7 @@ from .._observe import Outcome, Site
 __all__ = ["AsignalInstrumentor", "instrument", "uninstrument"]
 
 _SCOPE = "asignal"
+_log = logging.getLogger(__name__)
 # Bound once: these run twice per receiver.
 _attach = context.attach
 _detach = context.detach
@@ -270,22 +272,27 @@ class AsignalInstrumentor:
 
         Other keyword arguments of ``BaseInstrumentor.instrument`` (``skip_dep_check``,
         ``raise_exception_on_conflict``) are accepted and ignored. Instrumenting again
-        while instrumented does nothing (uninstrument first to change providers).
+        while instrumented logs a warning and does nothing (uninstrument first to change
+        providers), as ``BaseInstrumentor`` does.
 
         :param tracer_provider: where spans go (default: the global tracer provider).
         :param meter_provider: where metrics go (default: the global meter provider).
         """
         with self._lock:
             if self.is_instrumented_by_opentelemetry:
+                _log.warning("Attempting to instrument while already instrumented")
                 return
             _observe.observer = _Observer(tracer_provider, meter_provider)
 
     def uninstrument(self, **kwargs: Any) -> None:
-        """Stop reporting; sends go back to their uninstrumented paths. Sends already
-        running finish unreported."""
+        """Stop reporting; sends go back to their uninstrumented paths (sends already
+        running still end their spans). Logs a warning when not instrumented, as
+        ``BaseInstrumentor`` does."""
         with self._lock:
             if self.is_instrumented_by_opentelemetry:
                 _observe.observer = None
+            else:
+                _log.warning("Attempting to uninstrument while already uninstrumented")
 
 
 def instrument(

@@ -65,6 +65,7 @@ def telemetry() -> Iterator[Telemetry]:
     try:
         yield Telemetry(tracer_provider, exporter, reader)
     finally:
-        asignal_otel.uninstrument()
+        if asignal_otel.AsignalInstrumentor().is_instrumented_by_opentelemetry:
+            asignal_otel.uninstrument()
         meter_provider.shutdown()
         tracer_provider.shutdown()

@@ -57,11 +57,14 @@ def test_instrument_uninstrument_and_instrument_again(telemetry: Telemetry) -> N
         assert len(telemetry.spans()) == 4
 
 
-def test_instrumenting_twice_keeps_the_first_providers(telemetry: Telemetry) -> None:
+def test_instrumenting_twice_keeps_the_first_providers(
+    telemetry: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
     other = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(other))
     asignal_otel.instrument(tracer_provider=provider)
+    assert "Attempting to instrument while already instrumented" in caplog.text
     sig = NamedSignal("twice")
     with sig.connected_to(print):
         sig.send("x")
