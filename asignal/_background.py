@@ -282,7 +282,7 @@ class BackgroundRunner:
 
     def _cancelled(self, scheduled: Scheduled) -> None:
         self.stats.cancelled += 1
-        _observe.background_cancelled(scheduled.name)  # observation hook: asignal/_observe.py
+        _observe.background_cancelled(scheduled.name)  # observation hook: asignal/_observe/
         if self._cancelling:
             why = f"still pending when the drain of {self.drain_timeout} s ended"
         else:
@@ -469,7 +469,7 @@ class BackgroundRunner:
         scheduled: Scheduled,
         limit: float | None,
     ) -> None:
-        if _observe.observer is not None:  # observation hook: see asignal/_observe.py
+        if _observe.observer is not None:  # observation hook: see asignal/_observe/
             fn = _observe.background(fn, scheduled.name, limit)
         stats = self.stats
         try:
@@ -515,7 +515,7 @@ class BackgroundRunner:
 
     def _drop(self, name: str) -> None:
         self.stats.dropped += 1
-        _observe.background_dropped(name)  # observation hook: see asignal/_observe.py
+        _observe.background_dropped(name)  # observation hook: see asignal/_observe/
         logger.warning("background call %s dropped: %s", name, self._refusal())
 
 

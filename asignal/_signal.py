@@ -403,7 +403,7 @@ class Signal:
             plan = self._plan(sender)
             if not plan.getters:
                 return []
-        if _observe.observer is not None:  # observation hook: see asignal/_observe.py
+        if _observe.observer is not None:  # observation hook: see asignal/_observe/
             return _observe.send(self, plan, sender, _async_wrapper, kwargs)
         if plan.has_async:
             return self._send_wrapped(plan, sender, _async_wrapper, kwargs)
@@ -514,7 +514,7 @@ class Signal:
                 plan = self._plan(sender)
             if not plan.entries:
                 return []
-        if _observe.observer is not None:  # observation hook: see asignal/_observe.py
+        if _observe.observer is not None:  # observation hook: see asignal/_observe/
             options: dict[str, Any] = {"sync_wrapper": _sync_wrapper, "limit": _limit}
             options.update(sequential=_sequential, send_timeout=_timeout)
             options.update(receiver_timeout=_receiver_timeout)
