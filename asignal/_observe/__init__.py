@@ -4,15 +4,20 @@ Nothing here imports a telemetry package; :mod:`asignal.contrib.opentelemetry` i
 :class:`Observer`. While :data:`observer` is ``None`` (the default), the engine's send paths
 check that one attribute and go on as if this module did not exist.
 
-When an observer is set, ``Signal.send`` and ``Signal.send_async`` take the observed path
-(``_path.py``). It runs the engine's own general path on a *shadow* of the send's plan: the same
-records in the same order, each of whose ``get`` returns the receiver wrapped in a small
-callable that reports its start and its end. The engine therefore applies every option
-and policy (mode, timeouts, errors, limits) exactly as it does unobserved; concurrent
-receivers run in one task group (or inline, until one suspends) in copies of the
-sender's context, so what an observer makes current in :meth:`Observer.send_started` is
-the parent of every receiver, and what it makes current in
-:meth:`Observer.receiver_started` is current inside that receiver.
+When an observer is set, ``Signal.send`` and ``Signal.send_async`` take the observed
+path (``_path.py``). It runs the engine's own general path on a *shadow* of the send's
+plan: the same records in the same order, each of whose ``get`` returns the receiver
+wrapped in a small callable that reports its start and its end. The engine therefore
+applies every option and policy (mode, timeouts, errors, limits) exactly as it does
+unobserved; concurrent receivers run in one task group (or inline, until one suspends)
+in copies of the sender's context, so what an observer makes current in
+:meth:`Observer.send_started` is the parent of every receiver, and what it makes current
+in :meth:`Observer.receiver_started` is current inside that receiver.
+
+The places that call in here, each marked "observation hook": ``Signal.send`` and
+``Signal.send_async`` (one check each), ``BackgroundRunner._run`` (one check),
+``BackgroundRunner._cancelled`` and ``_drop`` (a call each). Bridges call :func:`inject`
+when they publish and :func:`extract` when they re-send a message locally.
 """
 
 from __future__ import annotations
