@@ -1,46 +1,183 @@
-"""What every adapter shares: the app as sender and the dispatch options fixed at install."""
+"""What every adapter shares: the app as sender, the options fixed at install, and the
+per-request time budget."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Final
 
-from .._dispatch import ErrorPolicy, check_errors, check_timeout
+from anyio import current_time
+
+from .._dispatch import ErrorPolicy
 from .._signal import Signal
 
-__all__ = ["Emitter"]
+__all__ = ["Budget", "Emitter", "check_count", "check_seconds"]
+
+_DEFAULT_MAX_PENDING: Final = 1000
+_DEFAULT_DRAIN_TIMEOUT: Final = 10.0
+
+
+def check_seconds(value: object, what: str, *, allow_none: bool = True) -> float | None:
+    """Validate a duration in seconds for option ``what``.
+
+    Returns ``None`` for no bound (``None`` itself when ``allow_none``, ``inf``, or an int
+    too large for a float, such as ``10**400``: no clock reaches it either), else the
+    value as a ``float``. Raises ``TypeError`` for anything but a number (``bool``
+    included) and ``ValueError`` for a negative or NaN value, each naming ``what``.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        accepted = "a number of seconds or None" if allow_none else "a number of seconds"
+        raise TypeError(f"{what} must be {accepted}, got {value!r}")
+    if value < 0 or value != value:  # NaN is the one value unequal to itself
+        raise ValueError(f"{what} must be >= 0 seconds, got {value!r}")
+    if isinstance(value, int):
+        # float() of a huge int raises OverflowError; compare as ints instead.
+        return None if value > _LARGEST_FLOAT else float(value)
+    return None if math.isinf(value) else value
+
+
+_LARGEST_FLOAT: Final = int(1.7976931348623157e308)
+
+
+def check_count(value: object, what: str) -> int:
+    """Validate a count for option ``what``: an ``int`` >= 1. Raises ``TypeError`` for a
+    non-int (``bool`` included) and ``ValueError`` below 1, each naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{what} must be >= 1, got {value!r}")
+    return value
+
+
+def _check_errors(value: object) -> ErrorPolicy:
+    if value == "collect":
+        return "collect"
+    if value == "raise":
+        return "raise"
+    raise ValueError(f'errors must be "collect" or "raise", got {value!r}')
+
+
+class Budget:
+    """The time awaited receivers may still hold up one response, in seconds.
+
+    An adapter takes one from :meth:`Emitter.budget` when a request starts and passes it
+    to every :meth:`Emitter.send` of that request, so the installed ``timeout`` bounds
+    the request's sends *together*: each send gets what the earlier ones left. The clock
+    is the event loop's (anyio's ``current_time``), so it is the clock the sends' own
+    timeouts run on.
+    """
+
+    __slots__ = ("deadline",)
+
+    def __init__(self, deadline: float | None) -> None:
+        #: When the budget runs out, on the event loop's clock; ``None`` for never.
+        self.deadline = deadline
+
+    def remaining(self) -> float | None:
+        """Seconds left (>= 0), or ``None`` for a budget without a bound. Call it inside
+        the event loop."""
+        deadline = self.deadline
+        if deadline is None:
+            return None
+        left = deadline - current_time()
+        return left if left > 0.0 else 0.0
+
+    def __repr__(self) -> str:
+        return f"<Budget deadline={self.deadline!r}>"
+
+
+#: The budget of an emitter without a ``timeout``: shared, as it never changes.
+UNBOUNDED: Final = Budget(None)
 
 
 class Emitter:
     """Sends asignal's framework signals for one installed application.
 
-    ``app`` is the sender of every signal. ``timeout`` (seconds, or ``None``) bounds each
-    send as a whole; receivers run concurrently, so it is also the longest any receiver
-    can delay the application. ``errors`` is the ``_errors`` policy of every send;
-    ``"collect"`` (the default of the adapters) logs a receiver's exception on the
-    ``asignal`` logger and never lets it reach the application.
+    ``app`` is the sender of every signal. ``timeout`` (seconds, or ``None``) is the
+    per-request budget: the total time awaited receivers may hold up one response, across
+    all that request's sends (see :class:`Budget`); a send made without a budget gets the
+    whole ``timeout``. ``errors`` is the ``_errors`` policy of every send; ``"collect"``
+    (the default of the adapters) logs a receiver's exception on the ``asignal`` logger
+    and never lets it reach the application.
 
-    Raises ``ValueError`` at construction for a negative or NaN ``timeout`` or an unknown
-    ``errors`` policy, so a misconfigured install fails at start-up, not on a request.
+    ``max_pending``, ``drain_timeout`` (seconds) and ``background_timeout`` (seconds or
+    ``None``) configure the background runner the adapter runs for the app's lifespan
+    (:attr:`runner_options`): at most ``max_pending`` background calls pending, the drain
+    at shutdown waits ``drain_timeout`` at most, and each background call is bounded by
+    ``background_timeout`` unless its receiver has its own ``timeout``.
+
+    Raises ``TypeError`` or ``ValueError`` at construction, naming the option, for a bad
+    value, so a misconfigured install fails at start-up, not on a request.
     """
 
-    __slots__ = ("app", "errors", "timeout")
+    __slots__ = ("app", "background_timeout", "drain_timeout", "errors", "max_pending", "timeout")
 
-    def __init__(self, app: Any, *, timeout: float | None, errors: ErrorPolicy) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        timeout: float | None,
+        errors: ErrorPolicy,
+        max_pending: int = _DEFAULT_MAX_PENDING,
+        drain_timeout: float = _DEFAULT_DRAIN_TIMEOUT,
+        background_timeout: float | None = None,
+    ) -> None:
         self.app = app
-        self.timeout = check_timeout(timeout, "timeout")
-        self.errors: ErrorPolicy = check_errors(errors)
+        self.timeout = check_seconds(timeout, "timeout")
+        self.errors: ErrorPolicy = _check_errors(errors)
+        self.max_pending = check_count(max_pending, "max_pending")
+        drain = check_seconds(drain_timeout, "drain_timeout", allow_none=False)
+        self.drain_timeout = math.inf if drain is None else drain
+        self.background_timeout = check_seconds(background_timeout, "background_timeout")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The install options, validated, by name: adapters compare them to tell a
+        repeated ``install`` with different options."""
+        return {
+            "timeout": self.timeout,
+            "errors": self.errors,
+            "max_pending": self.max_pending,
+            "drain_timeout": self.drain_timeout,
+            "background_timeout": self.background_timeout,
+        }
+
+    @property
+    def runner_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``asignal.BackgroundRunner`` built from the options."""
+        return {
+            "max_pending": self.max_pending,
+            "drain_timeout": self.drain_timeout,
+            "default_timeout": self.background_timeout,
+        }
 
     def wants(self, signal: Signal) -> bool:
         """Whether anything listens to ``signal`` for this app: about a dict lookup, so an
         adapter can skip building kwargs (or awaiting at all) on the hot path."""
         return signal.has_receivers_for(self.app)
 
-    def send(self, signal: Signal, /, **kwargs: Any) -> Awaitable[list[tuple[Any, Any]]]:
+    def budget(self) -> Budget:
+        """A fresh per-request :class:`Budget` of ``timeout`` seconds, starting now; the
+        shared unbounded one when ``timeout`` is ``None``. Call it inside the event loop."""
+        timeout = self.timeout
+        if timeout is None:
+            return UNBOUNDED
+        return Budget(current_time() + timeout)
+
+    def send(
+        self, signal: Signal, /, budget: Budget | None = None, **kwargs: Any
+    ) -> Awaitable[list[tuple[Any, Any]]]:
         """``signal.send_async`` with ``sender=app`` and the installed options: await it.
 
-        A plain function handing back ``send_async``'s coroutine, not a coroutine
-        wrapping it: one frame less on every send of every request. A send that nobody
-        listens to returns at once (``send_async`` checks that itself, as cheaply as
-        :meth:`wants` would)."""
-        return signal.send_async(self.app, _timeout=self.timeout, _errors=self.errors, **kwargs)
+        With ``budget`` the send gets ``_timeout=budget.remaining()``; without, the whole
+        ``timeout``. A plain function handing back ``send_async``'s coroutine, not a
+        coroutine wrapping it: one frame less on every send of every request. Without a
+        ``timeout`` the budget is not even looked at. A send that nobody listens to
+        returns at once (``send_async`` checks that itself, as cheaply as :meth:`wants`)."""
+        timeout = self.timeout
+        if timeout is not None and budget is not None:
+            timeout = budget.remaining()
+        return signal.send_async(self.app, _timeout=timeout, _errors=self.errors, **kwargs)

@@ -6,7 +6,7 @@ is about, so every test gets fresh apps and installations.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -139,9 +139,14 @@ def make_sub_app() -> Starlette:
     return Starlette(routes=[Route("/plain", sub_plain), Route("/boom", sub_boom)])
 
 
-def make_app(*, fail_startup: bool = False, fail_shutdown: bool = False) -> Starlette:
+def make_app(
+    *,
+    fail_startup: bool = False,
+    fail_shutdown: bool = False,
+    middleware: Sequence[Middleware] = (),
+) -> Starlette:
     """A Starlette app with one route per test case, a mounted sub-app at /sub (its
-    instance is ``app.state.sub``), sessions, and a lifespan."""
+    instance is ``app.state.sub``), sessions (plus ``middleware``), and a lifespan."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -170,7 +175,7 @@ def make_app(*, fail_startup: bool = False, fail_shutdown: bool = False) -> Star
             WebSocketRoute("/ws-leave", websocket_leaves),
             Mount("/sub", app=sub),
         ],
-        middleware=[Middleware(SessionMiddleware, secret_key="not-a-secret")],
+        middleware=[Middleware(SessionMiddleware, secret_key="not-a-secret"), *middleware],
         exception_handlers={Teapot: teapot_handler},
         lifespan=lifespan,
     )
@@ -179,8 +184,8 @@ def make_app(*, fail_startup: bool = False, fail_shutdown: bool = False) -> Star
     return app
 
 
-def make_fastapi_app() -> fastapi.FastAPI:
-    app = fastapi.FastAPI()
+def make_fastapi_app(*, middleware: Sequence[Middleware] = ()) -> fastapi.FastAPI:
+    app = fastapi.FastAPI(middleware=list(middleware))
     items = {"a": "apple"}
 
     @app.get("/items/{item_id}")

@@ -1,0 +1,110 @@
+"""Starlette and FastAPI integration: Flask's signal set from a pure ASGI middleware.
+
+One line per application:
+
+```python
+from asignal.adapters.starlette import install
+
+app = Starlette(routes=...)        # or FastAPI()
+install(app, timeout=2.0)
+```
+
+`Starlette(middleware=[Middleware(SignalMiddleware)])` and
+`app.add_middleware(SignalMiddleware)` give the same: the middleware installs the app on
+its first call (see `SignalMiddleware`).
+
+`install` puts
+`SignalMiddleware` *outside* Starlette's
+`ServerErrorMiddleware`, so it sees every unhandled exception and the 500 response that
+follows, and a hook just *inside* it, so that `got_request_exception` is sent before the
+500 goes out (Flask's order). The lifespan is reported from the router's
+`lifespan_context`, where the app's background runner also lives. Everything else comes
+from the ASGI messages; no Starlette class is patched.
+
+Where each signal comes from (`sender` is the application given to `install`; a request
+that reaches a mounted sub-application is reported once, by the outermost installed
+application that anyone listens to):
+
+- `appcontext_pushed`: an `http`/`websocket` connection starts (`request=`)
+- `request_started`: before the application is called (`request=`)
+- `got_request_exception`: an exception escapes the application before the response body
+  is complete: sent before the 500 (`exception=`)
+- `request_finished`: `http.response.start`, before it is forwarded (`response=`: a
+  `ResponseInfo`)
+- `got_background_exception`: an exception escaped *after* the response body was sent
+  completely (in Starlette only a `BackgroundTask` runs then); sent with the teardown
+  (`exception=`)
+- `request_tearing_down`: the application call has returned: body and background tasks
+  are done (`exc=`)
+- `appcontext_tearing_down`: then (`exc=`); `appcontext_popped` last
+- `websocket_*`: a `websocket` connection: started, finished (the app returned, or the
+  client disconnected), tearing down; `got_websocket_exception` for an exception that
+  escapes (`WebSocketDisconnect` is not one)
+- `serving_started`: the lifespan's start-up has run, before Starlette tells the server
+- `serving_stopped`: the lifespan's shutdown has run and the background runner has
+  drained, before Starlette tells the server
+- `got_serving_exception`: the start-up or shutdown raised; the lifespan still fails
+- `before_render_template`:
+  `Jinja2Templates` responses, before
+  rendering
+- `template_rendered`: and after rendering, both before the response is sent
+- `message_flashed`: `flash`
+
+**Timing.** `timeout` is one budget per request: the total time awaited receivers may
+hold up that request, across all its signals. When the application raises after its
+response has started (a 500, a failing background task), the exception leaves the ASGI
+call at once and the sends that follow it run on the app's background runner, so a
+receiver never changes what the server does with the connection. Background receivers
+(`connect(..., background=True)`, `send_background`) run on that runner; an app served
+without a lifespan runs them after the response, within the connection's call.
+
+While nobody listens, a request costs a few attribute reads: no
+`Request` is built, nothing is awaited, `send` is not
+wrapped. Responses always pass through unchanged and unbuffered.
+
+`install`, the middleware and `flash` need `starlette` only; `Jinja2Templates` and
+`TemplateResponse` also need `jinja2` (both come with `pip install "asignal[starlette]"`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+try:
+    import starlette  # noqa: F401
+except ImportError as error:  # pragma: no cover - exercised in a venv without starlette
+    raise ImportError(
+        'asignal.adapters.starlette needs Starlette: pip install "asignal[starlette]"'
+    ) from error
+
+from ._connection import ResponseInfo
+from ._listening import EMITTER_KEY, Listening
+from .flash import flash, get_flashed_messages
+from .integration import StarletteIntegration, install
+from .middleware import SignalMiddleware
+
+if TYPE_CHECKING:
+    from .templating import Jinja2Templates, TemplateResponse
+
+__all__ = [
+    "EMITTER_KEY",
+    "Jinja2Templates",
+    "Listening",
+    "ResponseInfo",
+    "SignalMiddleware",
+    "StarletteIntegration",
+    "TemplateResponse",
+    "flash",
+    "get_flashed_messages",
+    "install",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The templates are the only part that needs jinja2: imported on first use, so that
+    # a FastAPI user without jinja2 can still install.
+    if name in ("Jinja2Templates", "TemplateResponse"):
+        from . import templating
+
+        return getattr(templating, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

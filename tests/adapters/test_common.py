@@ -1,0 +1,118 @@
+"""The adapters' shared part: option validation and the per-request budget."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import anyio
+import pytest
+
+from asignal import Signal
+from asignal.adapters._common import UNBOUNDED, Budget, Emitter
+
+pytestmark = pytest.mark.anyio
+
+
+def make(**options: Any) -> Emitter:
+    options.setdefault("timeout", None)
+    options.setdefault("errors", "collect")
+    return Emitter(object(), **options)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        ("timeout", -1, ValueError),
+        ("timeout", math.nan, ValueError),
+        ("timeout", "1", TypeError),
+        ("timeout", True, TypeError),
+        ("errors", "ignore", ValueError),
+        ("max_pending", 0, ValueError),
+        ("max_pending", 1.5, TypeError),
+        ("max_pending", True, TypeError),
+        ("drain_timeout", None, TypeError),
+        ("drain_timeout", -0.5, ValueError),
+        ("background_timeout", -2, ValueError),
+        ("background_timeout", [], TypeError),
+    ],
+)
+def test_bad_options_are_refused_naming_the_option(option: str, value: Any, error: type) -> None:
+    with pytest.raises(error, match=option):
+        make(**{option: value})
+
+
+def test_huge_and_infinite_durations_mean_no_bound() -> None:
+    emitter = make(timeout=10**400, drain_timeout=10**400, background_timeout=math.inf)
+    assert emitter.timeout is None
+    assert emitter.drain_timeout == math.inf
+    assert emitter.background_timeout is None
+    assert make(timeout=2).timeout == 2.0
+
+
+def test_runner_options_follow_the_install_options() -> None:
+    emitter = make(max_pending=5, drain_timeout=1, background_timeout=0.5)
+    assert emitter.runner_options == {
+        "max_pending": 5,
+        "drain_timeout": 1.0,
+        "default_timeout": 0.5,
+    }
+    assert emitter.options["max_pending"] == 5
+    assert make().runner_options == {
+        "max_pending": 1000,
+        "drain_timeout": 10.0,
+        "default_timeout": None,
+    }
+
+
+async def test_without_a_timeout_the_budget_is_the_shared_unbounded_one() -> None:
+    emitter = make()
+    assert emitter.budget() is UNBOUNDED
+    assert UNBOUNDED.remaining() is None
+
+
+async def test_the_budget_shrinks_as_the_clock_moves() -> None:
+    emitter = make(timeout=60)
+    budget = emitter.budget()
+    first = budget.remaining()
+    assert first is not None
+    assert 0 < first <= 60
+    assert Budget(anyio.current_time() - 1).remaining() == 0.0
+
+
+async def test_each_send_gets_what_the_budget_has_left() -> None:
+    sig = Signal()
+    emitter = make(timeout=0.05)
+    seen: list[str] = []
+    release = anyio.Event()
+
+    async def hangs(sender: object, **kwargs: object) -> None:
+        seen.append(kwargs["name"])  # type: ignore[arg-type]
+        await release.wait()
+
+    sig.connect(hangs, weak=False)
+    budget = emitter.budget()
+    values = []
+    for name in ("first", "second", "third"):
+        [(_, value)] = await emitter.send(sig, budget, name=name)
+        values.append(value)
+    # The first send spent the whole budget; the later ones get none of it (whether a
+    # receiver starts at all with nothing left is the backend's business).
+    assert seen[0] == "first"
+    assert all(isinstance(value, TimeoutError) for value in values)
+    assert budget.remaining() == 0.0
+
+
+async def test_a_send_without_a_budget_gets_the_whole_timeout() -> None:
+    sig = Signal()
+    emitter = make(timeout=60)
+    spent = Budget(anyio.current_time() - 1)
+
+    async def quick(sender: object, **kwargs: object) -> str:
+        await anyio.lowlevel.checkpoint()
+        return "done"
+
+    sig.connect(quick, weak=False)
+    assert await emitter.send(sig) == [(quick, "done")]
+    [(_, value)] = await emitter.send(sig, spent)
+    assert isinstance(value, TimeoutError)
