@@ -8,17 +8,21 @@ priorities, timeouts and error policies. The Flask core signal set lives in
 """
 
 from ._background import BackgroundRunner, BackgroundStats, Scheduled
+from ._dispatch import ErrorPolicy
 from ._receivers import ANY
 from ._signal import NamedSignal, Namespace, Signal, default_namespace, signal
+from ._weak_warning import WeakReceiverWarning
 
 __all__ = [
     "ANY",
     "BackgroundRunner",
     "BackgroundStats",
+    "ErrorPolicy",
     "NamedSignal",
     "Namespace",
     "Scheduled",
     "Signal",
+    "WeakReceiverWarning",
     "default_namespace",
     "signal",
 ]

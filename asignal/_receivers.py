@@ -10,7 +10,6 @@ which is just as cheap to call.
 from __future__ import annotations
 
 import functools
-import inspect
 import itertools
 import math
 import types
@@ -21,6 +20,7 @@ from typing import Any, Final, TypeAlias
 __all__ = [
     "ANY",
     "ANY_KEY",
+    "AnySender",
     "KEYED_SPECIALLY",
     "Record",
     "StrongRecord",
@@ -35,12 +35,12 @@ __all__ = [
 ]
 
 
-class _AnySender:
+class AnySender:
     """The type of :data:`ANY`; one instance, which reprs as ``ANY`` as blinker's does."""
 
-    _instance: _AnySender | None = None
+    _instance: AnySender | None = None
 
-    def __new__(cls) -> _AnySender:
+    def __new__(cls) -> AnySender:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -52,8 +52,10 @@ class _AnySender:
         return "ANY"
 
 
-#: The sender that means "any sender", as blinker's ``ANY``.
-ANY: Final = _AnySender()
+ANY: Final[AnySender] = AnySender()
+"""The sender that means "any sender", as blinker's ``ANY``: ``connect(receiver)`` (or
+``connect(receiver, ANY)``) connects ``receiver`` for every sender. Its type is
+:class:`AnySender`, of which it is the only instance."""
 
 #: The bucket key of receivers connected to ANY. A tuple no sender key can equal: sender
 #: keys are ints (ids) or ``(type, value)`` pairs whose first item is a type.
@@ -88,6 +90,10 @@ def receiver_id(receiver: object) -> Hashable:
     return id(receiver)
 
 
+#: ``inspect.CO_COROUTINE``, without importing inspect for it.
+_CO_COROUTINE: Final = 0x80
+
+
 def is_async_callable(obj: object) -> bool:
     """Whether calling ``obj`` returns a coroutine: ``async def`` functions and methods,
     ``functools.partial`` of them (nested too), and objects whose ``__call__`` is
@@ -98,7 +104,10 @@ def is_async_callable(obj: object) -> bool:
         # A plain function with no attributes (so no coroutine marker, no __wrapped__):
         # its code flags are the whole answer, and reading them is 20x cheaper than
         # inspect's checks. This makes connecting many receivers fast.
-        return bool(obj.__code__.co_flags & inspect.CO_COROUTINE)
+        return bool(obj.__code__.co_flags & _CO_COROUTINE)
+    # inspect costs milliseconds to import: only receivers that need it pay for it.
+    import inspect
+
     if inspect.iscoroutinefunction(obj):
         return True
     call = getattr(type(obj), "__call__", None)  # noqa: B004 - we want the class attribute
@@ -131,9 +140,17 @@ def check_timeout(value: float | None, what: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{what} must be a number of seconds or None, got {value!r}")
-    if math.isnan(value) or value < 0:
+    try:
+        seconds = float(value)
+    except OverflowError:
+        # An int beyond any float: no clock could hold it, and its repr is unreadable.
+        raise ValueError(
+            f"{what} is too large to be a number of seconds ({len(str(value))} digits); "
+            "pass None for no limit"
+        ) from None
+    if math.isnan(seconds) or seconds < 0:
         raise ValueError(f"{what} must be >= 0 seconds (or None), got {value!r}")
-    return None if math.isinf(value) else float(value)
+    return None if math.isinf(seconds) else seconds
 
 
 def _check_priority(priority: float) -> float:
@@ -146,7 +163,7 @@ def _check_priority(priority: float) -> float:
 
 # Every record carries the same fields; ``senders`` is a tuple of sender keys, shared
 # (``_ANY_ONLY``) by all receivers connected only to ANY so they cost no tuple each.
-_FIELDS = ("rid", "is_async", "priority", "timeout", "seq", "senders")
+_FIELDS = ("rid", "is_async", "priority", "timeout", "seq", "senders", "connected_at")
 _ANY_ONLY: Final = (ANY_KEY,)
 
 
@@ -160,6 +177,9 @@ class _Fields:
     timeout: float | None
     seq: int
     senders: tuple[Hashable, ...]
+    #: Where a weak receiver that looks short-lived was connected, until a send reaches
+    #: it (see :mod:`asignal._weak_warning`); ``None`` otherwise.
+    connected_at: tuple[str, str, str, int] | None
 
 
 class _Weak(_Fields):
@@ -234,6 +254,7 @@ def make_record(
     record.priority = priority
     record.timeout = timeout
     record.senders = ()
+    record.connected_at = None
     return record
 
 

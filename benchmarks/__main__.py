@@ -20,7 +20,7 @@ from typing import Any
 
 from pyperf import perf_counter
 
-from . import _libs, bench_async, bench_registry, bench_sync
+from . import _libs, bench_async, bench_import, bench_registry, bench_sync
 from ._harness import (
     FULL,
     SMOKE,
@@ -60,6 +60,7 @@ def sections() -> dict[str, Section]:
     out["otel"] = importlib.import_module(f"{__package__}.bench_otel").run
     # Last: its 100 000 receivers leave a large heap behind, which made the garbage
     # collector's passes, and so the ASGI figures, noisier when it ran before them.
+    out["import"] = bench_import.run
     out["registry"] = bench_registry.run
     return out
 

@@ -143,6 +143,14 @@ def test_background_case_compares_each_path_with_start_soon(
             assert [c["label"] for c in row["checks"]] == ["a/f≤1.5"]
 
 
+def test_the_import_case_compares_fresh_interpreters(
+    smoke: tuple[str, Path, dict[str, Any]],
+) -> None:
+    (row,) = _rows(smoke[2], "9", "-")
+    assert [c["label"] for c in row["checks"]] == ["a/b≤1.5"]
+    assert all(row["cells"][lib] > 0 for lib in LIBS)
+
+
 def test_otel_case_compares_hook_traces_and_metrics(
     smoke: tuple[str, Path, dict[str, Any]],
 ) -> None:

@@ -1,12 +1,11 @@
-"""The blinker-compatible surface: connecting, filtering, weak references, meta-signals,
-``send``, bad input, threads, and ``asignal.testing.capture``."""
+"""The blinker-compatible surface: names, connecting, filtering, ``send``, and
+``asignal.testing.capture``. Weak references, meta-signals and threads are in
+tests/test_signal_registry.py; bad options in tests/test_signal_options.py."""
 
 from __future__ import annotations
 
 import functools
 import gc
-import math
-import threading
 from typing import Any
 
 import pytest
@@ -56,6 +55,29 @@ def test_importing_asignal_imports_no_framework() -> None:
     code = (
         "import sys, asignal, asignal.signals, asignal.testing;"
         "bad = [m for m in ('quart', 'starlette', 'fastapi', 'trio') if m in sys.modules];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_core_imports_no_event_loop_and_no_heavy_stdlib() -> None:
+    # What only some sends need is imported by the first send that needs it: this keeps
+    # ``import asignal`` within 1.5 x ``import blinker`` (benchmarks/bench_import.py).
+    # The package's __init__ is skipped, so that this holds the signal core (Signal and
+    # its engine) to it, whatever else asignal/__init__.py imports.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    package = Path(asignal.__file__).parent
+    heavy = ("asyncio", "trio", "anyio", "sniffio", "inspect", "logging", "difflib")
+    code = (
+        "import sys, types;"
+        "pkg = types.ModuleType('asignal');"
+        f"pkg.__path__ = [{str(package)!r}];"
+        "sys.modules['asignal'] = pkg;"
+        "import asignal._signal, asignal._namespace;"
+        f"bad = [m for m in {heavy!r} if m in sys.modules];"
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -242,123 +264,6 @@ def test_receivers_is_truthy_when_anything_is_connected() -> None:
     assert not sig.receivers
 
 
-# --- weak references ----------------------------------------------------------------------------
-
-
-def test_weak_function_receiver_vanishes_when_collected() -> None:
-    sig = Signal()
-
-    def make() -> Any:
-        def receiver(s: Any) -> str:
-            return "alive"
-
-        return receiver
-
-    receiver = make()
-    sig.connect(receiver)
-    assert sig.send() == [(receiver, "alive")]
-    del receiver
-    collect_garbage()
-    assert sig.send() == []
-    assert not sig.receivers
-
-
-def test_weak_bound_method_receiver_vanishes_with_its_instance() -> None:
-    class Listener:
-        def __init__(self) -> None:
-            self.calls = 0
-
-        def on_event(self, sender: Any) -> int:
-            self.calls += 1
-            return self.calls
-
-    sig = Signal()
-    listener = Listener()
-    sig.connect(listener.on_event)  # a temporary bound method, held by WeakMethod
-    assert [value for _, value in sig.send()] == [1]
-    del listener
-    collect_garbage()
-    assert sig.send() == []
-    assert not sig.receivers
-
-
-def test_strong_receiver_survives() -> None:
-    sig = Signal()
-    sig.connect(lambda s: "kept", weak=False)
-    collect_garbage()
-    assert [value for _, value in sig.send()] == ["kept"]
-
-
-def test_collected_sender_drops_its_receivers() -> None:
-    class Sender:
-        pass
-
-    sig = Signal()
-    sender = Sender()
-
-    def receiver(s: Any) -> None: ...
-
-    sig.connect(receiver, sender=sender)
-    assert sig.receivers
-    del sender
-    collect_garbage()
-    assert not sig.receivers
-
-
-def test_weak_receiver_that_cannot_be_weakly_referenced_is_refused_by_name() -> None:
-    class Slotted:
-        __slots__ = ()
-
-        def __call__(self, sender: Any) -> None: ...
-
-    with pytest.raises(TypeError, match=r"Slotted instance.*weak=False"):
-        Signal().connect(Slotted())
-    sig = Signal()
-    sig.connect(Slotted(), weak=False)
-    assert len(sig.send()) == 1
-
-
-# --- meta-signals --------------------------------------------------------------------------------
-
-
-def test_meta_signals_fire_with_blinkers_kwargs() -> None:
-    sig = Signal()
-    connected: list[tuple[Any, dict[str, Any]]] = []
-    disconnected: list[tuple[Any, dict[str, Any]]] = []
-
-    def on_connect(s: Any, **kw: Any) -> None:
-        connected.append((s, kw))
-
-    def on_disconnect(s: Any, **kw: Any) -> None:
-        disconnected.append((s, kw))
-
-    sig.receiver_connected.connect(on_connect)
-    sig.receiver_disconnected.connect(on_disconnect)
-    sender = object()
-
-    def receiver(s: Any) -> None: ...
-
-    sig.connect(receiver, sender=sender, weak=False)
-    sig.disconnect(receiver, sender=sender)
-    assert connected == [(sig, {"receiver": receiver, "sender": sender, "weak": False})]
-    assert disconnected == [(sig, {"receiver": receiver, "sender": sender})]
-
-
-def test_meta_receiver_refusing_with_type_error_undoes_the_connect() -> None:
-    sig = Signal()
-
-    def refuse(s: Any, **kw: Any) -> None:
-        raise TypeError("not this one")
-
-    sig.receiver_connected.connect(refuse)
-
-    def receiver(s: Any) -> None: ...
-
-    with pytest.raises(TypeError, match="not this one"):
-        sig.connect(receiver)
-    assert not sig.receivers
-
-
 # --- send and coroutine receivers ---------------------------------------------------------------
 
 
@@ -392,111 +297,6 @@ def test_send_with_async_wrapper() -> None:
         return lambda *args, **kwargs: anyio.run(functools.partial(fn, *args, **kwargs))
 
     assert sig.send("x", _async_wrapper=run_to_end) == [(receiver, "async x")]
-
-
-# --- bad input ----------------------------------------------------------------------------------
-
-
-def test_non_callable_receiver_is_refused_by_name() -> None:
-    with pytest.raises(TypeError, match="'not a function' is not callable"):
-        Signal().connect("not a function")  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("bad", [-1, -0.5, math.nan])
-def test_bad_connect_timeout_is_refused(bad: float) -> None:
-    def on_x(s: Any) -> None: ...
-
-    with pytest.raises(ValueError, match="on_x"):
-        Signal().connect(on_x, timeout=bad)
-
-
-def test_nan_priority_is_refused() -> None:
-    with pytest.raises(ValueError, match="priority"):
-        Signal().connect(lambda s: None, weak=False, priority=math.nan)
-
-
-def test_extra_positional_arguments_are_refused() -> None:
-    sig = Signal()
-    with pytest.raises(TypeError):
-        sig.send(1, 2)  # type: ignore[misc]
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize(
-    ("options", "error"),
-    [
-        ({"_timeout": -1}, ValueError),
-        ({"_timeout": math.nan}, ValueError),
-        ({"_receiver_timeout": -0.1}, ValueError),
-        ({"_receiver_timeout": math.nan}, ValueError),
-        ({"_errors": "ignore"}, ValueError),
-        ({"_limit": 0}, ValueError),
-        ({"_limit": -3}, ValueError),
-        ({"_timeout": "5"}, TypeError),
-        ({"_limit": 1.5}, TypeError),
-    ],
-)
-async def test_bad_send_async_options_raise_before_any_receiver_runs(
-    options: dict[str, Any], error: type[Exception]
-) -> None:
-    sig = Signal()
-    ran: list[str] = []
-
-    async def receiver(s: Any) -> None:
-        ran.append("ran")
-
-    sig.connect(receiver)
-    with pytest.raises(error, match=next(iter(options))):
-        await sig.send_async(**options)
-    assert ran == []
-
-
-@pytest.mark.anyio
-async def test_send_async_refuses_extra_positional_arguments() -> None:
-    with pytest.raises(TypeError):
-        await Signal().send_async(1, 2)  # type: ignore[misc]
-
-
-# --- threads --------------------------------------------------------------------------------------
-
-
-def test_connect_and_disconnect_from_threads_while_sending() -> None:
-    sig = Signal()
-    stayed_calls: list[int] = []
-
-    def stays(s: Any) -> None:
-        stayed_calls.append(1)
-
-    sig.connect(stays)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def churn(n: int) -> None:
-        try:
-            receivers = [(lambda s, i=i: i) for i in range(50)]
-            while not stop.is_set():
-                for r in receivers:
-                    sig.connect(r, sender=n if n % 2 else ANY, weak=False)
-                for r in receivers:
-                    sig.disconnect(r)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=churn, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    sends = 0
-    try:
-        for sends in range(1, 2001):  # noqa: B007 - counted below
-            results = sig.send(1)
-            assert (stays, None) in results
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert errors == []
-    assert len(stayed_calls) == sends
-    assert list(sig.receivers_for(1)) == [stays]
 
 
 # --- asignal.testing.capture ----------------------------------------------------------------------
