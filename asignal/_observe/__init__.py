@@ -17,7 +17,8 @@ in :meth:`Observer.receiver_started` is current inside that receiver.
 The places that call in here, each marked "observation hook": ``Signal.send`` and
 ``Signal.send_async`` (one check each), ``BackgroundRunner._run`` (one check),
 ``BackgroundRunner._cancelled`` and ``_drop`` (a call each). Bridges call :func:`inject`
-when they publish and :func:`extract` when they re-send a message locally.
+(or :func:`trace_headers`) when they publish and :func:`extract` when they re-send a
+message locally.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "observer",
     "send",
     "send_async",
+    "trace_headers",
 ]
 
 #: How a receiver (or a send) ended. ``"timeout"``: cancelled because its own timeout or
@@ -153,6 +155,18 @@ def inject(headers: MutableMapping[str, str]) -> None:
     obs = observer
     if obs is not None:
         obs.inject(headers)
+
+
+def trace_headers() -> dict[str, str] | None:
+    """For bridges that build a message's headers later, in another task: the current
+    trace context as headers (``traceparent``, ...), read now; ``None`` while nothing
+    observes (then it costs one attribute read)."""
+    obs = observer
+    if obs is None:
+        return None
+    headers: dict[str, str] = {}
+    obs.inject(headers)
+    return headers
 
 
 def extract(headers: Mapping[str, str] | None) -> AbstractContextManager[None]:

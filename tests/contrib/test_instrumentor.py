@@ -79,6 +79,10 @@ async def test_trace_context_crosses_through_headers(telemetry: Telemetry) -> No
     with tracer.start_as_current_span("publisher") as publisher:
         _observe.inject(headers)
     assert headers["traceparent"].startswith("00-")
+    with tracer.start_as_current_span("publisher again") as again:
+        later = _observe.trace_headers()
+    assert later is not None
+    assert later["traceparent"].split("-")[2] == format(again.get_span_context().span_id, "016x")
     sig = NamedSignal("remote")
     # The receiving side: no span is current; the headers carry the publisher's.
     with sig.connected_to(noop), _observe.extract(headers):
@@ -96,6 +100,7 @@ def test_inject_and_extract_do_nothing_uninstrumented() -> None:
     headers: dict[str, str] = {}
     _observe.inject(headers)
     assert headers == {}
+    assert _observe.trace_headers() is None
     with _observe.extract({"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}):
         pass
 
