@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # checker can rely on.
 VERIFYTYPES_MIN ?= 95
 
-.PHONY: test demo bench docs lint typecheck verifytypes pytest clean
+.PHONY: test demo bench soak docs lint typecheck verifytypes pytest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# Faults under load at full size (a few minutes); tests/test_faults.py is the bounded one.
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

@@ -164,6 +164,24 @@ def test_nats_bridge_rows(smoke: tuple[str, Path, dict[str, Any]]) -> None:
         assert len(row["checks"]) == 1
 
 
+def test_soak_counts_each_app_and_receiver_kind(tmp_path: Path) -> None:
+    # benchmarks/soak.py (make soak) at a tiny size: one app, one kind, a row each.
+    from benchmarks import soak
+
+    out = tmp_path / "soak.json"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        argv = ["--requests", "12", "--concurrency", "3", "--apps", "starlette-uvicorn"]
+        assert soak.main([*argv, "--kinds", "sync-raise", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text(encoding="utf-8"))
+    assert [(r["app"], r["receivers"]) for r in rows] == [
+        ("starlette-uvicorn", "none"),
+        ("starlette-uvicorn", "sync-raise"),
+    ]
+    assert all(r["requests"] == 12 and r["tasks left"] == 0 for r in rows)
+    assert "dead calls" in stdout.getvalue()
+
+
 def test_otel_case_compares_hook_traces_and_metrics(
     smoke: tuple[str, Path, dict[str, Any]],
 ) -> None:
