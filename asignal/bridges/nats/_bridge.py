@@ -19,6 +19,7 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from asignal import Signal
+from asignal._observe import trace_headers
 
 from ._codec import (
     PLAIN,
@@ -243,7 +244,7 @@ class NatsBridge:
                 label = custom(sender)
             else:  # sender_label(), inline: this runs in every send
                 label = sender if type(sender) is str else sender_label(sender)
-            put((subject, body, next(ids), label, now()))
+            put((subject, body, next(ids), label, now(), trace_headers()))
 
         forward_to_nats.__qualname__ = f"NatsBridge.forward({name})"
         signal.connect(forward_to_nats, weak=False, priority=FORWARD_PRIORITY)

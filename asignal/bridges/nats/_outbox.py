@@ -58,8 +58,8 @@ class BridgeStats:
 
 
 #: One send: (subject, body or plain kwargs to encode, sequence number, sender name,
-#: Unix time of the send).
-Item = tuple[str, "bytes | dict[str, Any]", int, str, float]
+#: Unix time of the send, the sender's trace context as headers or ``None``).
+Item = tuple[str, "bytes | dict[str, Any]", int, str, float, "dict[str, str] | None"]
 
 
 class Outbox:
@@ -154,7 +154,7 @@ class Outbox:
             self._inflight = []
 
     async def _publish(self, item: Item) -> None:
-        subject, body, seq, sender, sent_at = item
+        subject, body, seq, sender, sent_at, trace = item
         if not isinstance(body, bytes):
             try:
                 body = dumps(body).encode()
@@ -169,6 +169,9 @@ class Outbox:
             SENT_AT: repr(sent_at),
             CONTENT_TYPE: JSON_TYPE,
         }
+        if trace:
+            # W3C trace context, read at the send: a remote receiver's span continues it.
+            headers.update(trace)
         await self._js.publish(subject, body, timeout=self._timeout, headers=headers)
 
     async def _run(self) -> None:
