@@ -229,14 +229,16 @@ def test_no_dropped_weak_receiver_stays_alive(app: str) -> None:
 def test_failing_receivers_leave_no_cyclic_garbage(app: str) -> None:
     # What full collections find after the warm-up, with raising receivers and without;
     # the difference is what the failing sends left to the cyclic GC (the issue measured
-    # 19-45 objects per failing send). Allow a few objects per request of noise.
+    # 19-45 objects per failing send, over 100 per request here). The servers' own
+    # cyclic garbage is some 50 objects per request and varies from run to run by a few,
+    # hence the allowance of 10 per request.
     requests = CHURN_REQUESTS * (CHURN_BATCHES - 1) // CHURN_BATCHES
     garbage = {
         raising: sum(s["garbage"] for s in _after_warm_up(churned(app, raising))[1:])
         for raising in (False, True)
     }
     extra = (garbage[True] - garbage[False]) / requests
-    assert extra <= 2, f"{extra:.1f} cyclic objects per request ({garbage})"
+    assert extra <= 10, f"{extra:.1f} cyclic objects per request ({garbage})"
 
 
 @pytest.mark.parametrize("app", APP_NAMES)
