@@ -2,9 +2,10 @@
 concurrent requests over reused keep-alive connections, some abandoned mid-stream.
 
 FastAPI and Starlette on uvicorn, Quart on hypercorn (asyncio), and Starlette and
-Quart-Trio on hypercorn's trio worker, each served by a process of its own (tests/faults/server.py) with
-asignal installed and a per-request budget of ``BUDGET`` seconds. Each run is cached and
-read by several checks below; tests/faults/ has the apps, receivers, server and load.
+Quart-Trio on hypercorn's trio worker, each served by a process of its own
+(tests/faults/server.py) with asignal installed and a per-request budget of ``BUDGET``
+seconds. Each run is cached and read by several checks below; tests/faults/ has the
+apps, receivers, server and load.
 Nothing here asserts how long anything takes: the few time bounds are hang detectors
 with a margin of a whole budget or more.
 """
