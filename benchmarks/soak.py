@@ -1,8 +1,8 @@
 """``python -m benchmarks.soak`` (``make soak``): faults under load at full size (issue 10 §4).
 
 The scenario of tests/test_faults.py, bigger and counted instead of asserted: each app
-(FastAPI and Starlette on uvicorn, Quart on hypercorn, Starlette on hypercorn's trio
-worker) is served by a process of its own, first with asignal installed and nobody
+(FastAPI and Starlette on uvicorn, Quart on hypercorn, Starlette and Quart-Trio on
+hypercorn's trio worker) is served by a process of its own, first with asignal installed and nobody
 listening, then once per receiver kind (raising, sync-raising, hanging, slow,
 self-cancelling, and all of them at once), with weak receivers churning beside them.
 Every request is compared with the run without receivers. The client reuses keep-alive

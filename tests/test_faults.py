@@ -1,10 +1,11 @@
 """Faults under load (issue 10, §4): real apps on real servers, faulty receivers, many
 concurrent requests over reused keep-alive connections, some abandoned mid-stream.
 
-FastAPI and Starlette on uvicorn, Quart on hypercorn (asyncio), and Starlette on
-hypercorn's trio worker, each served by a process of its own (tests/faults/server.py) with
-asignal installed and a per-request budget of ``BUDGET`` seconds. Each run is cached and
-read by several checks below; tests/faults/ has the apps, receivers, server and load.
+FastAPI and Starlette on uvicorn, Quart on hypercorn (asyncio), and Starlette and
+Quart-Trio on hypercorn's trio worker, each served by a process of its own
+(tests/faults/server.py) with asignal installed and a per-request budget of ``BUDGET``
+seconds. Each run is cached and read by several checks below; tests/faults/ has the
+apps, receivers, server and load.
 Nothing here asserts how long anything takes: the few time bounds are hang detectors
 with a margin of a whole budget or more.
 """
@@ -229,14 +230,16 @@ def test_no_dropped_weak_receiver_stays_alive(app: str) -> None:
 def test_failing_receivers_leave_no_cyclic_garbage(app: str) -> None:
     # What full collections find after the warm-up, with raising receivers and without;
     # the difference is what the failing sends left to the cyclic GC (the issue measured
-    # 19-45 objects per failing send). Allow a few objects per request of noise.
+    # 19-45 objects per failing send, over 100 per request here). The servers' own
+    # cyclic garbage is some 50 objects per request and varies from run to run by a few,
+    # hence the allowance of 10 per request.
     requests = CHURN_REQUESTS * (CHURN_BATCHES - 1) // CHURN_BATCHES
     garbage = {
         raising: sum(s["garbage"] for s in _after_warm_up(churned(app, raising))[1:])
         for raising in (False, True)
     }
     extra = (garbage[True] - garbage[False]) / requests
-    assert extra <= 2, f"{extra:.1f} cyclic objects per request ({garbage})"
+    assert extra <= 10, f"{extra:.1f} cyclic objects per request ({garbage})"
 
 
 @pytest.mark.parametrize("app", APP_NAMES)

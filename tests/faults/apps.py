@@ -127,10 +127,16 @@ def make_fastapi() -> fastapi.FastAPI:
 # --- Quart --------------------------------------------------------------------------------
 
 
-def make_quart() -> quart.Quart:
+def make_quart(*, on_trio: bool = False) -> quart.Quart:
+    """The Quart app; ``on_trio``: the same app as a ``quart_trio.QuartTrio``."""
     import quart
 
-    app = quart.Quart("asignal-faults")
+    if on_trio:
+        from quart_trio import QuartTrio
+
+        app: quart.Quart = QuartTrio("asignal-faults")
+    else:
+        app = quart.Quart("asignal-faults")
 
     def rid() -> str:
         return quart.request.headers.get("x-req", "-")
@@ -274,6 +280,13 @@ APPS: dict[str, AppSpec] = {
         AppSpec("fastapi-uvicorn", make_fastapi, "starlette", "uvicorn", "asyncio", True),
         AppSpec("starlette-uvicorn", make_starlette, "starlette", "uvicorn", "asyncio", True),
         AppSpec("quart-hypercorn", make_quart, "quart", "hypercorn", "asyncio"),
+        AppSpec(
+            "quart-trio-hypercorn-trio",
+            lambda: make_quart(on_trio=True),
+            "quart",
+            "hypercorn",
+            "trio",
+        ),
         AppSpec("starlette-hypercorn-trio", make_starlette, "starlette", "hypercorn", "trio"),
     )
 }
