@@ -109,6 +109,7 @@ class Listening:
         "websocket",
         "websocket_finished",
         "websocket_started",
+        "websocket_teardown",
         "websocket_tearing_down",
     )
 
@@ -138,6 +139,14 @@ class Listening:
         #: Anything to send once the application call has ended.
         self.http_teardown = (
             self.request_tearing_down or self.appcontext_tearing_down or self.appcontext_popped
+        )
+        #: The same for a websocket connection.
+        self.websocket_teardown = (
+            self.got_websocket_exception
+            or self.websocket_finished
+            or self.websocket_tearing_down
+            or self.appcontext_tearing_down
+            or self.appcontext_popped
         )
         self.http = any(wants(sig) for sig in HTTP_SIGNALS)
         self.websocket = any(wants(sig) for sig in WEBSOCKET_SIGNALS)
