@@ -133,6 +133,39 @@ async def test_the_call_returns_before_the_sends_that_follow_it(
     assert settled == order
 
 
+async def test_a_full_runner_holds_the_call_instead_of_dropping_the_sends() -> None:
+    # Teardown receivers release resources: a runner that cannot take the job (here
+    # max_pending=1, taken by the first request's held teardown) gets the sends sent
+    # within the call, as without a lifespan, rather than dropped.
+    app = make_app()
+    installation = install(app, max_pending=1)
+    release = anyio.Event()
+    held_requests: list[int] = []
+
+    async def held_once(sender: Any, **extra: Any) -> None:
+        held_requests.append(len(held_requests))
+        if len(held_requests) == 1:
+            await release.wait()
+
+    with recording(app) as rec, connected(signals.request_tearing_down, held_once, app):
+        async with LifespanManager(app):
+            runner = installation.runner
+            assert runner is not None
+            with anyio.fail_after(GUARD):
+                await call(app)
+                await rec.wait_for("request_tearing_down")
+                assert runner.pending == 1
+                await call(app)
+            at_return = rec.names()
+            release.set()
+            with anyio.fail_after(GUARD):
+                await settle(runner)
+
+    assert at_return == HTTP_ORDER[:4] + HTTP_ORDER
+    assert rec.names() == HTTP_ORDER[:4] + HTTP_ORDER + HTTP_ORDER[4:]
+    assert runner.stats.dropped == 0
+
+
 @pytest.mark.parametrize("path", ["/plain", "/boom"])
 async def test_the_sends_keep_their_kwargs_on_the_runner(path: str) -> None:
     app = make_app()

@@ -61,8 +61,9 @@ raising, the sends that follow it (`got_background_exception` or
 `request_tearing_down`, `appcontext_tearing_down`, `appcontext_popped`) go in their order
 as one job on the app's background runner, still bounded by what the request's budget
 left, and the ASGI call returns (or its exception leaves it) at once: a receiver never
-changes what the server does next with the connection. Without a lifespan (no runner)
-they are sent within the call, after the response. In tests, wait for them with
+changes what the server does next with the connection. Without a lifespan (no runner),
+or while the runner cannot take the job (full, or shutting down), they are sent within
+the call, after the response: never dropped. In tests, wait for them with
 `asignal.testing.settle(handle.runner)` (`handle` is what `install` returned) or a
 `Recorder`'s `wait_for("appcontext_popped")`; leaving the lifespan drains the runner.
 Background receivers (`connect(..., background=True)`, `send_background`) run on that

@@ -151,10 +151,12 @@ def after_response(
     (reuse it, or close it after an exception) never waits for receivers. The job runs
     the sends in order, each bounded by what the request's budget has left.
 
-    Returns ``fn(*args)`` for the caller to await when there is no such runner (an app
-    served without a lifespan sends them within the call, after the response), else
-    ``None``. A full runner drops the job, counted and logged by it."""
-    if runner is None:
+    Returns ``fn(*args)`` for the caller to await within the call, after the response,
+    when there is no such runner (an app served without a lifespan) or it cannot take
+    the job now (``max_pending`` jobs pending, or shutting down); else ``None``. So the
+    sends are never dropped: an overloaded app is held back by them again, within the
+    request's budget, instead of losing its teardown."""
+    if runner is None or runner.pending >= runner.max_pending or not runner.accepting:
         return fn(*args)
     runner.schedule_nowait(fn, *args, name=name)
     return None
