@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import anyio.from_thread
 from anyio.lowlevel import EventLoopToken, current_token
 
 from asignal import NamedSignal, signals
@@ -63,7 +62,13 @@ class Recorder:
             if thread == threading.get_ident():
                 event.set()
             else:
-                anyio.from_thread.run_sync(event.set, token=token)
+                # Never blocking, and callable from a thread running an event loop of its
+                # own (trio's from_thread refuses that): asyncio's loop or trio's token.
+                loop = token.native_token
+                if hasattr(loop, "call_soon_threadsafe"):
+                    loop.call_soon_threadsafe(event.set)
+                else:
+                    loop.run_sync_soon(event.set)
 
     def _receiver_for(self, name: str) -> Callable[..., Any]:
         if self.sync:
