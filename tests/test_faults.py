@@ -37,11 +37,8 @@ CHURN_REQUESTS = 120
 # xfail(strict=True) with its reason, so that it fails (XPASS) once the fix is merged,
 # and the marker goes then. The engine's (self-cancelling receivers, cycles), the
 # Starlette adapter's and the Quart adapter's fixes of issue 10 §4 are merged.
-#: Sends after the response, by how the ASGI call ended; merged for failing calls.
-AFTER_RESPONSE_SENDS = {
-    "succeeding": "issue 10 §4 starlette: sends after a succeeding call's response are "
-    "awaited inside it (the adapter detaches them from failing calls only: a design question)",
-}
+#: Sends after the response, by how the ASGI call ended; merged for both.
+AFTER_RESPONSE_SENDS: dict[str, str] = {}
 
 
 def _requests(app: str, count: int) -> list[Planned]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
+from anyio.lowlevel import EventLoopToken, current_token
 
 from asignal import NamedSignal, signals
 
@@ -36,8 +38,9 @@ class Recorder:
         self.seen: list[Seen] = [] if seen is None else seen
         self.sync = sync
         self._receivers: list[tuple[NamedSignal, Callable[..., Any]]] = []
-        # Replaced by a fresh event on every record, so waiters wake to re-check.
-        self._changed = anyio.Event()
+        # What wait_for waits on, on its event loop and thread: Starlette's TestClient
+        # sends from an event loop of its own, in another thread.
+        self._waiter: tuple[anyio.Event, EventLoopToken, int] | None = None
 
     def connect(self) -> Recorder:
         for name, sig in SIGNALS.items():
@@ -53,8 +56,19 @@ class Recorder:
 
     def _record(self, name: str, sender: Any, kwargs: dict[str, Any]) -> None:
         self.seen.append(Seen(name, sender, kwargs))
-        changed, self._changed = self._changed, anyio.Event()
-        changed.set()
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            event, token, thread = waiter
+            if thread == threading.get_ident():
+                event.set()
+            else:
+                # Never blocking, and callable from a thread running an event loop of its
+                # own (trio's from_thread refuses that): asyncio's loop or trio's token.
+                loop = token.native_token
+                if hasattr(loop, "call_soon_threadsafe"):
+                    loop.call_soon_threadsafe(event.set)
+                else:
+                    loop.run_sync_soon(event.set)
 
     def _receiver_for(self, name: str) -> Callable[..., Any]:
         if self.sync:
@@ -81,10 +95,14 @@ class Recorder:
         self.seen.clear()
 
     async def wait_for(self, name: str, count: int = 1) -> None:
-        """Until ``name`` has been seen ``count`` times."""
+        """Until ``name`` has been seen ``count`` times, sent on any thread. One waiter at
+        a time."""
         with anyio.fail_after(GUARD):
             while True:
-                changed = self._changed
+                # Registered before looking, so a send in between wakes the wait.
+                changed = anyio.Event()
+                self._waiter = (changed, current_token(), threading.get_ident())
                 if [seen.name for seen in self.seen].count(name) >= count:
+                    self._waiter = None
                     return
                 await changed.wait()

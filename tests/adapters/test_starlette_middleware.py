@@ -325,6 +325,8 @@ async def test_fastapi_http_exception_is_not_reported(serve: Serve) -> None:
     with recording(app) as rec:
         async with serve(app) as client:
             found = await client.request("GET", "/items/a")
+            # Its teardown runs on the app's runner: let it end before the next request.
+            await rec.settled()
             missing = await client.request("GET", "/items/b")
             await rec.settled(2)
 

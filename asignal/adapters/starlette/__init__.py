@@ -32,14 +32,16 @@ application that anyone listens to):
 - `request_finished`: `http.response.start`, before it is forwarded (`response=`: a
   `ResponseInfo`)
 - `got_background_exception`: an exception escaped *after* the response body was sent
-  completely (in Starlette only a `BackgroundTask` runs then); sent with the teardown
-  (`exception=`)
-- `request_tearing_down`: the application call has returned: body and background tasks
-  are done (`exc=`)
+  completely (in Starlette only a `BackgroundTask` runs then); sent first of the
+  teardown (`exception=`)
+- `request_tearing_down`: the application call has ended: body and background tasks are
+  done, or it raised (`exc=`); see **After the call** below
 - `appcontext_tearing_down`: then (`exc=`); `appcontext_popped` last
-- `websocket_*`: a `websocket` connection: started, finished (the app returned, or the
-  client disconnected), tearing down; `got_websocket_exception` for an exception that
-  escapes (`WebSocketDisconnect` is not one)
+- `websocket_started`: a `websocket` connection starts (`websocket=`); once the app's
+  call has ended, `got_websocket_exception` for an exception that escaped
+  (`WebSocketDisconnect` is not one), else `websocket_finished` (the app returned, or
+  the client disconnected); then `websocket_tearing_down`, `appcontext_tearing_down`,
+  `appcontext_popped`
 - `serving_started`: the lifespan's start-up has run, before Starlette tells the server
 - `serving_stopped`: the lifespan's shutdown has run and the background runner has
   drained, before Starlette tells the server
@@ -51,12 +53,22 @@ application that anyone listens to):
 - `message_flashed`: `flash`
 
 **Timing.** `timeout` is one budget per request: the total time awaited receivers may
-hold up that request, across all its signals. When the application raises after its
-response has started (a 500, a failing background task), the exception leaves the ASGI
-call at once and the sends that follow it run on the app's background runner, so a
-receiver never changes what the server does with the connection. Background receivers
-(`connect(..., background=True)`, `send_background`) run on that runner; an app served
-without a lifespan runs them after the response, within the connection's call.
+hold up that request, across all its signals.
+
+**After the call.** Once a connection's application call has ended, returning or
+raising, the sends that follow it (`got_background_exception` or
+`got_websocket_exception`, the `*_finished`/`*_tearing_down` of a websocket,
+`request_tearing_down`, `appcontext_tearing_down`, `appcontext_popped`) go in their order
+as one job on the app's background runner, still bounded by what the request's budget
+left, and the ASGI call returns (or its exception leaves it) at once: a receiver never
+changes what the server does next with the connection. Without a lifespan (no runner),
+or while the runner cannot take the job (full, or shutting down), they are sent within
+the call, after the response: never dropped. In tests, wait for them with
+`asignal.testing.settle(handle.runner)` (`handle` is what `install` returned) or a
+`Recorder`'s `wait_for("appcontext_popped")`; leaving the lifespan drains the runner.
+Background receivers (`connect(..., background=True)`, `send_background`) run on that
+runner too; an app served without a lifespan runs them after the response, within the
+connection's call.
 
 While nobody listens, a request costs a few attribute reads: no
 `Request` is built, nothing is awaited, `send` is not

@@ -69,7 +69,7 @@ class HTTPConnection:
         # the outer middleware (or the hooks of nested, installed apps) report it once.
         self.reported: BaseException | None = None
         # An exception raised after the response: reported after the call, with the
-        # teardown, never while the exception is on its way to the server.
+        # teardown (see end()), never while the exception is on its way to the server.
         self.background_error: Exception | None = None
 
     async def send(self, message: Message) -> None:
@@ -131,17 +131,34 @@ class HTTPConnection:
         if listening.appcontext_popped:
             await emitter.send(signals.appcontext_popped, budget)
 
+    def end(
+        self, runner: BackgroundRunner | None, error: Exception | None
+    ) -> Awaitable[Any] | None:
+        """The application call has ended, returning (``error`` is ``None``) or raising
+        ``error``: hand :meth:`teardown` to :func:`after_response`. Returns what the caller
+        must await (no ``runner``), else ``None``, also when nothing is to be sent."""
+        if not self.listening.http_teardown and self.background_error is None:
+            return None
+        # A client that went away is not the application's failure.
+        exc = None if isinstance(error, ClientDisconnect) else error
+        return after_response(runner, self.teardown, exc, name="asignal request teardown")
+
 
 def after_response(
-    runner: BackgroundRunner | None, work: Callable[[], Awaitable[Any]], name: str
+    runner: BackgroundRunner | None, fn: Callable[..., Awaitable[Any]], /, *args: Any, name: str
 ) -> Awaitable[Any] | None:
-    """Hand ``work`` (sends that follow a response whose call is failing) to ``runner``,
-    the app's lifespan runner, so the exception leaves the ASGI call at once: a server
-    that closes a keep-alive connection when an app raises must not wait for receivers
-    to do it. Returns ``work()`` to await when there is no such runner (an app served
-    without a lifespan reports within the call), else ``None``. A full runner drops
-    the sends, counted and logged by it."""
-    if runner is None:
-        return work()
-    runner.schedule_nowait(work, name=name)
+    """Hand ``fn(*args)``, the sends that follow a connection's application call, to
+    ``runner`` (the app's lifespan runner) as one job, so that the ASGI call returns, or
+    its exception leaves it, at once: what the server does next with the connection
+    (reuse it, or close it after an exception) never waits for receivers. The job runs
+    the sends in order, each bounded by what the request's budget has left.
+
+    Returns ``fn(*args)`` for the caller to await within the call, after the response,
+    when there is no such runner (an app served without a lifespan) or it cannot take
+    the job now (``max_pending`` jobs pending, or shutting down); else ``None``. So the
+    sends are never dropped: an overloaded app is held back by them again, within the
+    request's budget, instead of losing its teardown."""
+    if runner is None or runner.pending >= runner.max_pending or not runner.accepting:
+        return fn(*args)
+    runner.schedule_nowait(fn, *args, name=name)
     return None

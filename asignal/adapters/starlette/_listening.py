@@ -109,6 +109,7 @@ class Listening:
         "websocket",
         "websocket_finished",
         "websocket_started",
+        "websocket_teardown",
         "websocket_tearing_down",
     )
 
@@ -150,6 +151,14 @@ class Listening:
         #: Anything to send once the application call has ended.
         self.http_teardown: bool = (
             self.request_tearing_down or self.appcontext_tearing_down or self.appcontext_popped
+        )
+        #: The same for a websocket connection.
+        self.websocket_teardown: bool = (
+            self.got_websocket_exception
+            or self.websocket_finished
+            or self.websocket_tearing_down
+            or self.appcontext_tearing_down
+            or self.appcontext_popped
         )
         #: Anything of an HTTP connection is listened to.
         self.http: bool = any(wants(sig) for sig in HTTP_SIGNALS)

@@ -6,7 +6,6 @@ from collections.abc import Awaitable
 from typing import Any
 
 from starlette.middleware.errors import ServerErrorMiddleware
-from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -186,29 +185,27 @@ class SignalMiddleware:
         # before the 500; without receivers for it, the app's own stack does (what
         # escapes is still reported below, as a background error if the body was out).
         app = self._reporting_app if listening.got_request_exception else self.app
+        # However the call ends, the sends that follow it take one path (connection.end):
+        # a job on the app's runner, so the call returns (or raises) at once. A cancelled
+        # connection (server shutdown) emits nothing more: receivers cannot be awaited
+        # in a cancelled scope, and shielding them could stall the shutdown.
         try:
             await app(scope, receive, connection.send if listening.http_messages else send)
         except Exception as error:
             # Reported here only if no hook inside ServerErrorMiddleware did it already
             # (an app that is not Starlette's, or a failure outside that middleware).
             await connection.report(error)
-            exc = None if isinstance(error, ClientDisconnect) else error
-            if listening.http_teardown or connection.background_error is not None:
-                # The exception goes to the server now; the teardown follows it.
-                pending = after_response(
-                    self.slot.runner, lambda: connection.teardown(exc), "asignal request teardown"
-                )
-                if pending is not None:
-                    await pending
+            ending = connection.end(self.slot.runner, error)
+            if ending is not None:
+                await ending
             raise
         finally:
             # The scope outlives the call (receivers may keep the Request); without the
             # connection in it, what a request leaves behind holds no reference cycle.
             del scope[CONNECTION_KEY]
-        # A cancelled connection (server shutdown) emits nothing more: receivers cannot
-        # be awaited in a cancelled scope, and shielding them could stall the shutdown.
-        if listening.http_teardown:
-            await connection.teardown(None)
+        ending = connection.end(self.slot.runner, None)
+        if ending is not None:
+            await ending
 
     async def _websocket(
         self, scope: Scope, receive: Receive, send: Send, listening: Listening
@@ -220,25 +217,48 @@ class SignalMiddleware:
             await emitter.send(signals.appcontext_pushed, budget, request=websocket)
         if listening.websocket_started:
             await emitter.send(signals.websocket_started, budget, websocket=websocket)
+        # As for HTTP: the sends that follow the call go as one job (see after_response).
         try:
             await self.app(scope, receive, send)
-        except WebSocketDisconnect:
-            # The client went away: the handler's normal end, not an error.
-            await self._websocket_teardown(websocket, None, listening, budget)
-            raise
         except Exception as error:
-            if listening.got_websocket_exception:
-                await emitter.send(
-                    signals.got_websocket_exception, budget, websocket=websocket, exception=error
-                )
-            await self._websocket_teardown(websocket, error, listening, budget)
+            ending = self._websocket_end(websocket, error, listening, budget)
+            if ending is not None:
+                await ending
             raise
-        await self._websocket_teardown(websocket, None, listening, budget)
+        ending = self._websocket_end(websocket, None, listening, budget)
+        if ending is not None:
+            await ending
+
+    def _websocket_end(
+        self, websocket: WebSocket, error: Exception | None, listening: Listening, budget: Budget
+    ) -> Awaitable[Any] | None:
+        """The websocket application call has ended, returning or raising ``error``: hand
+        :meth:`_websocket_teardown` to :func:`after_response`."""
+        if not listening.websocket_teardown:
+            return None
+        # A client that went away is the handler's normal end, not an error.
+        exc = None if isinstance(error, WebSocketDisconnect) else error
+        return after_response(
+            self.slot.runner,
+            self._websocket_teardown,
+            websocket,
+            exc,
+            listening,
+            budget,
+            name="asignal websocket teardown",
+        )
 
     async def _websocket_teardown(
         self, websocket: WebSocket, exc: Exception | None, listening: Listening, budget: Budget
     ) -> None:
+        """What follows the application call, in order: ``got_websocket_exception`` (if it
+        raised), ``websocket_finished`` (if not), ``websocket_tearing_down``,
+        ``appcontext_tearing_down``, ``appcontext_popped``."""
         emitter = self.emitter
+        if exc is not None and listening.got_websocket_exception:
+            await emitter.send(
+                signals.got_websocket_exception, budget, websocket=websocket, exception=exc
+            )
         if exc is None and listening.websocket_finished:
             # Starlette handlers return nothing, unlike Quart's: ``response`` is None.
             await emitter.send(
