@@ -34,11 +34,9 @@ def messages(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_import_asignal_imports_no_event_loop_anyio_inspect_or_logging() -> None:
     # The runner's names are lazy exports: the first use imports anyio and logging.
     heavy = ("anyio", "asyncio", "trio", "inspect", "logging")
-    code = (
-        "import sys, asignal;"
-        f"bad = [m for m in {heavy!r} if m in sys.modules];"
-        "assert not bad, bad"
-    )
+    code = "import sys, asignal\n"
+    code += f"bad = [m for m in {heavy!r} if m in sys.modules]\n"
+    code += "assert not bad, bad\n"
     subprocess.run([sys.executable, "-c", code], check=True)
     assert {"BackgroundRunner", "BackgroundStats", "Scheduled"} <= set(asignal.__all__)
     assert asignal.Scheduled is Scheduled
