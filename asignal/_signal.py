@@ -479,9 +479,14 @@ class Signal(Registry):
 
     def subscribe(self, sender: Any = ANY, *, max_buffer: int = 100) -> Subscription:
         """``async with sig.subscribe() as sends: async for sender, kwargs in sends:``
-        the sends of this signal by ``sender``, never holding a sender up: past
-        ``max_buffer`` unread sends, new ones are dropped for this subscriber (counted
-        and logged). Leaving the block disconnects. See :func:`asignal._subscribe.subscribe`.
+        the sends of this signal by ``sender`` (default: any), in order, never holding a
+        sender up: past ``max_buffer`` unread sends, new ones are dropped for this
+        subscriber (counted in ``sends.dropped`` and logged). Leaving the block
+        disconnects.
+
+        :param max_buffer: sends buffered before dropping (an int >= 1).
+        :raises TypeError: ``max_buffer`` is not an int.
+        :raises ValueError: ``max_buffer`` < 1.
         """
         from ._subscribe import subscribe
 
