@@ -65,16 +65,15 @@ class Scheduled:
     """What a send returns for a background receiver instead of its eventual value: the
     call was handed to ``runner`` (``None`` when it runs without one, e.g. after the
     response of an app served without a lifespan) under ``name``.
-
-    :ivar runner: the :class:`BackgroundRunner` the call runs on, or ``None``.
-    :ivar name: the receiver's qualified name, or the name the call was scheduled under.
     """
 
     __slots__ = ("name", "runner")
 
     def __init__(self, runner: BackgroundRunner | None, name: str) -> None:
-        self.runner = runner
-        self.name = name
+        #: The :class:`BackgroundRunner` the call runs on, or ``None``.
+        self.runner: BackgroundRunner | None = runner
+        #: The receiver's qualified name, or the name the call was scheduled under.
+        self.name: str = name
 
     def __repr__(self) -> str:
         return f"<Scheduled {self.name}>"
@@ -85,15 +84,6 @@ class BackgroundStats:
 
     Once the runner has exited, ``scheduled == completed + failed + timed_out +
     cancelled``; ``dropped`` calls were never scheduled.
-
-    :ivar scheduled: calls accepted.
-    :ivar completed: calls that returned (their value is discarded).
-    :ivar failed: calls that raised an exception (logged).
-    :ivar timed_out: calls cancelled by their timeout (logged).
-    :ivar cancelled: calls still pending when the drain ran out of time, cancelled and
-        logged by name.
-    :ivar dropped: calls refused because the runner was full (sync callers only) or not
-        accepting (not entered yet, draining, or exited); logged.
     """
 
     # A plain class, not a dataclass: building a dataclass costs import time.
@@ -101,8 +91,19 @@ class BackgroundStats:
     _FIELDS: Final = ("scheduled", "completed", "failed", "timed_out", "cancelled", "dropped")
 
     def __init__(self) -> None:
-        self.scheduled = self.completed = self.failed = 0
-        self.timed_out = self.cancelled = self.dropped = 0
+        #: Calls accepted.
+        self.scheduled: int = 0
+        #: Calls that returned (their value is discarded).
+        self.completed: int = 0
+        #: Calls that raised an exception (logged).
+        self.failed: int = 0
+        #: Calls cancelled by their timeout (logged).
+        self.timed_out: int = 0
+        #: Calls still pending when the drain ran out of time, cancelled and logged by name.
+        self.cancelled: int = 0
+        #: Calls refused because the runner was full (sync callers only) or not accepting
+        #: (not entered yet, draining, or exited); logged.
+        self.dropped: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters by name, in the order above."""
@@ -177,8 +178,13 @@ class BackgroundRunner:
         drain_timeout: float | None = 10.0,
         default_timeout: float | None = None,
     ) -> None:
+        #: At most this many calls are scheduled or running at once.
         self.max_pending: Final = _check_max_pending(max_pending)
+        #: Seconds the exit waits for pending calls before cancelling them (``None``: no
+        #: limit).
         self.drain_timeout: Final = check_timeout(drain_timeout, "drain_timeout")
+        #: Seconds each call may run unless scheduled with its own ``timeout`` (``None``:
+        #: no limit).
         self.default_timeout: Final = check_timeout(default_timeout, "default_timeout")
         #: Counters of this runner's calls (see :class:`BackgroundStats`).
         self.stats: Final = BackgroundStats()

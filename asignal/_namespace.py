@@ -40,6 +40,14 @@ class Namespace(dict[str, NamedSignal]):
 #: The namespace behind :func:`signal`, as blinker's ``default_namespace``.
 default_namespace: Namespace = Namespace()
 
-#: ``signal(name, doc=None)``: the :class:`NamedSignal` called ``name`` in
-#: :data:`default_namespace`, created on first use (as blinker's ``signal``).
-signal = default_namespace.signal
+
+def signal(name: str, doc: str | None = None) -> NamedSignal:
+    """Return the :class:`NamedSignal` called ``name`` in :data:`default_namespace`,
+    creating it on first use, as blinker's ``signal``. The same name always gives the
+    same object.
+
+    :param name: the signal's name (its key in :data:`default_namespace`).
+    :param doc: the signal's docstring, used only when the signal is created.
+    :returns: the :class:`NamedSignal` called ``name``.
+    """
+    return default_namespace.signal(name, doc)

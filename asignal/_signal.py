@@ -93,7 +93,7 @@ class Signal(Registry):
         #: truth value is public: ``if sig.receivers:`` tells whether anything listens.
         self.receivers: dict[Hashable, Record] = {}
         #: While true, sends call no receiver and return ``[]`` (see :meth:`muted`).
-        self.is_muted = False
+        self.is_muted: bool = False
         super().__init__()
 
     # --- connecting ---------------------------------------------------------------------

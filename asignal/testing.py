@@ -97,8 +97,11 @@ class Seen:
     """One send a :class:`Recorder` saw: the signal's ``name``, the ``sender`` and the
     ``kwargs`` it sent."""
 
+    #: The name of the signal sent (its key in :attr:`Recorder.signals`).
     name: str
+    #: The sender it was sent by.
     sender: Any
+    #: The keyword arguments it was sent with.
     kwargs: dict[str, Any]
 
 
@@ -150,11 +153,14 @@ class Recorder:
         sync: bool = True,
         signals: Mapping[str, Signal] | Iterable[Signal] | None = None,
     ) -> None:
+        #: The sender recorded (``ANY``: every sender).
         self.sender = sender
         #: Every send recorded, in order of arrival.
         self.seen: list[Seen] = [] if seen is None else seen
+        #: Whether the recording receivers are sync (else coroutine) functions.
         self.sync = sync
-        self.signals = _by_name(signals)
+        #: The signals recorded, by the name each send is recorded under.
+        self.signals: dict[str, Signal] = _by_name(signals)
         self._receivers: list[tuple[Signal, Callable[..., Any]]] = []
         # Replaced by a fresh event on every record, so that waiters wake and re-check.
         self._changed: anyio.Event | None = None

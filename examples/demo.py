@@ -112,6 +112,8 @@ class Report:
     comparison: Comparison | None = None
     problems: list[str] = field(default_factory=list)
     db_path: Path | None = None
+    #: The audit worker in its own process, over NATS (:class:`examples.nats_demo.Remote`).
+    remote: Any = None
 
 
 def _load() -> dict[str, ModuleType]:
@@ -130,6 +132,7 @@ def _load() -> dict[str, ModuleType]:
         "examples.receivers",
         "examples.timeline",
         "examples.serving",
+        "examples.nats_demo",
         *(module for module, _, _ in APPS.values()),
     ]
     modules = {}
@@ -241,7 +244,12 @@ async def run_demo(
         by_signal.setdefault(signal_name(signal), []).append(receiver_name(receiver) + how)
     for name, connected in by_signal.items():
         out(f"  {name:<24} -> {', '.join(connected)}")
+    nats_demo = modules["examples.nats_demo"]
     try:
+        try:
+            report.remote = await nats_demo.start(report.db_path, out)
+        except nats_demo.RemoteError as exc:
+            raise DemoError(str(exc), code=exc.code) from exc
         with timeline.capture_logs(SHOWN_LOGGERS, HIDDEN_LOGGERS):
             try:
                 async with serving.serve(apps) as running:
@@ -254,9 +262,12 @@ async def run_demo(
             for name, served in running.items():
                 if served.failure:
                     raise DemoError(f"{name} server: {served.failure}", code=3)
+        await report.remote.read_rows(len(apps))
     finally:
         disconnect()
         unwatch()
+        if report.remote is not None:
+            await report.remote.close()
 
     hung = [
         (ex, span)
@@ -511,6 +522,8 @@ def check(report: Report, *, cut_off: str) -> list[str]:
     rows = [(login.app, login.user) for login in report.logins]
     if rows != expected_rows:
         problems.append(f"audit rows {rows}, expected {expected_rows}")
+    if report.remote is not None:
+        problems += report.remote.problems([type(app).__name__ for app in report.apps.values()])
     c = report.comparison
     # blinker keeps receivers in a set, so its result order is not defined; asignal's is
     # connection order.

@@ -99,6 +99,9 @@ def test_every_applicable_cell_is_a_number(smoke: tuple[str, Path, dict[str, Any
     expected_missing |= {
         (r["case"], r["backend"], x) for r in _rows(report, "bgr") for x in LIBS[1:3]
     }
+    expected_missing |= {
+        (r["case"], r["backend"], x) for r in _rows(report, "nats") for x in LIBS[1:3]
+    }
     assert missing == expected_missing
 
 
@@ -162,3 +165,31 @@ def test_the_import_case_compares_fresh_interpreters(
     (row,) = _rows(smoke[2], "9", "-")
     assert [c["label"] for c in row["checks"]] == ["a/b≤1.5"]
     assert all(row["cells"][lib] > 0 for lib in LIBS)
+
+
+def test_nats_bridge_rows(smoke: tuple[str, Path, dict[str, Any]]) -> None:
+    # benchmarks/bench_nats.py: throughput, p50 latency and send cost vs raw nats-py.
+    rows = _rows(report=smoke[2], case="nats")
+    assert [r["title"].split(": ")[1].split(" ")[0] for r in rows] == ["200", "end-to-end", "time"]
+    for row in rows:
+        assert row["cells"]["asignal"] > 0
+        assert row["cells"]["floor"] > 0
+        assert len(row["checks"]) == 1
+
+
+def test_soak_counts_each_app_and_receiver_kind(tmp_path: Path) -> None:
+    # benchmarks/soak.py (make soak) at a tiny size: one app, one kind, a row each.
+    from benchmarks import soak
+
+    out = tmp_path / "soak.json"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        argv = ["--requests", "12", "--concurrency", "3", "--apps", "starlette-uvicorn"]
+        assert soak.main([*argv, "--kinds", "sync-raise", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text(encoding="utf-8"))
+    assert [(r["app"], r["receivers"]) for r in rows] == [
+        ("starlette-uvicorn", "none"),
+        ("starlette-uvicorn", "sync-raise"),
+    ]
+    assert all(r["requests"] == 12 and r["tasks left"] == 0 for r in rows)
+    assert "dead calls" in stdout.getvalue()

@@ -12,12 +12,14 @@ wall-clock assertions.
 from __future__ import annotations
 
 import copy
+import os
 import socket
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from examples import demo, serving
+from examples import demo, nats_demo, serving
 from examples.serving import ServingError, listening_socket
 from examples.timeline import CUT_OFF
 
@@ -73,6 +75,16 @@ async def test_demo_sees_every_expected_signal(tmp_path: Path) -> None:
         ("Quart", "carol"),
     ]
     assert (tmp_path / "audit.sqlite3").exists()
+    # The same logins, forwarded over NATS and written by the audit worker's process.
+    remote = report.remote
+    assert [(r["app"], r["user"]) for r in remote.rows] == [
+        ("Starlette", "alice"),
+        ("FastAPI", "bob"),
+        ("Quart", "carol"),
+    ]
+    assert {r["pid"] for r in remote.rows} == {remote.worker.pid}
+    assert remote.worker.pid != os.getpid()
+    assert remote.worker_status == 0  # drained on SIGTERM
     comparison = report.comparison
     assert comparison is not None
     assert comparison.asignal_values == [0, 1, 2]  # connection order, always
@@ -141,3 +153,14 @@ def test_cli_names_a_port_it_cannot_bind(
         monkeypatch.setattr(serving, "listening_socket", unbindable)
         assert demo.main(["--fast", "--db", str(tmp_path / "audit.sqlite3")]) == 3
     assert f"demo failed: cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_cli_names_a_nats_server_that_cannot_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with listening_socket() as taken:
+        port = taken.getsockname()[1]
+        # A real nats-server, on a port another socket holds: it cannot listen.
+        monkeypatch.setattr(nats_demo, "NatsServer", partial(nats_demo.NatsServer, port=port))
+        assert demo.main(["--fast", "--db", str(tmp_path / "audit.sqlite3")]) == 3
+    assert "demo failed: cannot start nats-server" in capsys.readouterr().err

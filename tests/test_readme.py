@@ -166,9 +166,32 @@ def test_console_commands_exist() -> None:
             pytest.fail(f"README command not checked by this test: {command}")
 
 
-def test_readme_links_exist() -> None:
-    for target in re.findall(r"\]\(([^)#:]+)\)", TEXT):
-        assert (ROOT / target).exists(), target
+#: Where the README's links to the repository's own files point. PyPI shows the README
+#: away from the repository, so a relative link would be broken there.
+REPOSITORY = "https://github.com/asignal/asignal/"
+
+
+def test_readme_links_are_absolute_and_exist() -> None:
+    targets = re.findall(r"\]\(([^)\s]+)\)", TEXT)
+    assert targets
+    for target in targets:
+        assert target.startswith(("https://", "http://")), f"relative link: {target}"
+        if target.startswith(REPOSITORY):
+            # .../blob/main/<path> or .../tree/main/<path>: the file is in this checkout.
+            path = re.sub(r"^(?:blob|tree)/main/", "", target.removeprefix(REPOSITORY))
+            assert (ROOT / path.split("#")[0]).exists(), target
+
+
+def test_project_urls_point_at_the_repository() -> None:
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["urls"]
+    assert {"Source", "Issues", "Changelog", "Documentation"} <= set(urls)
+    for name, url in urls.items():
+        assert url.startswith(REPOSITORY.rstrip("/")), (name, url)
+        path = re.sub(
+            r"^(?:blob|tree)/main/?", "", url.removeprefix(REPOSITORY.rstrip("/")).lstrip("/")
+        )
+        if path and path != "issues":
+            assert (ROOT / path).exists(), (name, url)
 
 
 # The harness itself must be able to fail, or the tests above prove nothing.

@@ -4,7 +4,8 @@ per-request time budget."""
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable
+import sys
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from anyio import current_time
@@ -65,28 +66,72 @@ class Budget:
 
     An adapter takes one from :meth:`Emitter.budget` when a request starts and passes it
     to every :meth:`Emitter.send` of that request, so the installed ``timeout`` bounds
-    the request's sends *together*: each send gets what the earlier ones left. The clock
-    is the event loop's (anyio's ``current_time``), so it is the clock the sends' own
-    timeouts run on.
+    the request's sends *together*: each send gets what the earlier ones left. Only time
+    spent inside those sends counts: the clock is paused between them, so a slow view
+    never eats what the receivers that follow it were promised, and a send made from
+    inside another (a template rendered by a receiver) is counted once. The clock is the
+    event loop's, the one the sends' own timeouts run on.
+
+    :param seconds: the whole budget, or ``None`` for no bound.
     """
 
-    __slots__ = ("deadline",)
+    __slots__ = ("clock", "depth", "left", "since")
 
-    def __init__(self, deadline: float | None) -> None:
-        #: When the budget runs out, on the event loop's clock; ``None`` for never.
-        self.deadline = deadline
+    def __init__(self, seconds: float | None) -> None:
+        #: Seconds left when no send is running; ``None`` for no bound.
+        self.left: float | None = seconds
+        #: Sends of this budget running now (nested ones included).
+        self.depth: int = 0
+        #: When the outermost running send started, on :attr:`clock`.
+        self.since: float = 0.0
+        #: The event loop's clock, looked up once, when the first send starts: going
+        #: through anyio's ``current_time`` costs about a microsecond a call.
+        self.clock: Callable[[], float] | None = None
 
     def remaining(self) -> float | None:
         """Seconds left (>= 0), or ``None`` for a budget without a bound. Call it inside
         the event loop."""
-        deadline = self.deadline
-        if deadline is None:
+        left = self.left
+        if left is None:
             return None
-        left = deadline - current_time()
+        if self.depth and self.clock is not None:
+            left -= self.clock() - self.since
         return left if left > 0.0 else 0.0
 
+    def start(self) -> float | None:
+        """A send of this budget starts: the clock runs (unless a send already runs).
+        Returns the seconds that send may take (:meth:`remaining`)."""
+        if self.left is None:
+            return None
+        if self.depth == 0:
+            clock = self.clock
+            if clock is None:
+                clock = self.clock = _loop_clock()
+            self.since = clock()
+        self.depth += 1
+        return self.remaining()
+
+    def stop(self) -> None:
+        """The send begun by the matching :meth:`start` has ended: once none runs, what it
+        took is spent and the clock pauses."""
+        self.depth -= 1
+        if self.depth == 0 and self.left is not None and self.clock is not None:
+            spent = self.clock() - self.since
+            self.left = self.left - spent if spent < self.left else 0.0
+
     def __repr__(self) -> str:
-        return f"<Budget deadline={self.deadline!r}>"
+        return f"<Budget left={self.remaining()!r}>"
+
+
+def _loop_clock() -> Callable[[], float]:
+    """What ``anyio.current_time`` reads, without anyio's per-call backend lookup."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            return asyncio.get_running_loop().time  # type: ignore[no-any-return]
+        except RuntimeError:
+            pass  # no asyncio loop in this thread: trio
+    return current_time
 
 
 #: The budget of an emitter without a ``timeout``: shared, as it never changes.
@@ -125,13 +170,15 @@ class Emitter:
         drain_timeout: float = _DEFAULT_DRAIN_TIMEOUT,
         background_timeout: float | None = None,
     ) -> None:
-        self.app = app
-        self.timeout = check_seconds(timeout, "timeout")
+        self.app: Any = app
+        self.timeout: float | None = check_seconds(timeout, "timeout")
         self.errors: ErrorPolicy = _check_errors(errors)
-        self.max_pending = check_count(max_pending, "max_pending")
+        self.max_pending: int = check_count(max_pending, "max_pending")
         drain = check_seconds(drain_timeout, "drain_timeout", allow_none=False)
-        self.drain_timeout = math.inf if drain is None else drain
-        self.background_timeout = check_seconds(background_timeout, "background_timeout")
+        self.drain_timeout: float = math.inf if drain is None else drain
+        self.background_timeout: float | None = check_seconds(
+            background_timeout, "background_timeout"
+        )
 
     @property
     def options(self) -> dict[str, Any]:
@@ -160,24 +207,35 @@ class Emitter:
         return signal.has_receivers_for(self.app)
 
     def budget(self) -> Budget:
-        """A fresh per-request :class:`Budget` of ``timeout`` seconds, starting now; the
-        shared unbounded one when ``timeout`` is ``None``. Call it inside the event loop."""
+        """A fresh per-request :class:`Budget` of ``timeout`` seconds; the shared
+        unbounded one when ``timeout`` is ``None``."""
         timeout = self.timeout
         if timeout is None:
             return UNBOUNDED
-        return Budget(current_time() + timeout)
+        return Budget(timeout)
 
     def send(
         self, signal: Signal, /, budget: Budget | None = None, **kwargs: Any
     ) -> Awaitable[list[tuple[Any, Any]]]:
         """``signal.send_async`` with ``sender=app`` and the installed options: await it.
 
-        With ``budget`` the send gets ``_timeout=budget.remaining()``; without, the whole
-        ``timeout``. A plain function handing back ``send_async``'s coroutine, not a
-        coroutine wrapping it: one frame less on every send of every request. Without a
-        ``timeout`` the budget is not even looked at. A send that nobody listens to
-        returns at once (``send_async`` checks that itself, as cheaply as :meth:`wants`)."""
-        timeout = self.timeout
-        if timeout is not None and budget is not None:
-            timeout = budget.remaining()
-        return signal.send_async(self.app, _timeout=timeout, _errors=self.errors, **kwargs)
+        With a bounded ``budget`` the send gets ``_timeout=`` what the budget has left,
+        and what it takes is spent from it; without one, the whole ``timeout``. Without
+        a ``timeout`` this hands back ``send_async``'s own coroutine, not a coroutine
+        wrapping it: one frame less on every send of every request. A send that nobody
+        listens to returns at once (``send_async`` checks that itself, as cheaply as
+        :meth:`wants`)."""
+        if budget is None or budget.left is None or self.timeout is None:
+            return signal.send_async(self.app, _timeout=self.timeout, _errors=self.errors, **kwargs)
+        return self._spend(signal, budget, kwargs)
+
+    async def _spend(
+        self, signal: Signal, budget: Budget, kwargs: dict[str, Any]
+    ) -> list[tuple[Any, Any]]:
+        timeout = budget.start()
+        try:
+            return await signal.send_async(
+                self.app, _timeout=timeout, _errors=self.errors, **kwargs
+            )
+        finally:
+            budget.stop()

@@ -177,11 +177,7 @@ class Wiring:
         if state is None or state.owner is not current_task():
             await self.emitter.send(signal, **kwargs)
             return
-        budget = state.resume()
-        try:
-            await self.emitter.send(signal, budget, **kwargs)
-        finally:
-            state.pause()
+        await self.emitter.send(signal, state.budget, **kwargs)
 
     # -- forwarding: one coroutine per Quart signal ---------------------------------------
 

@@ -42,14 +42,14 @@ try:
 
     from ._quart_asgi import make_asgi_wrapper
     from ._quart_forward import Wiring
-except ModuleNotFoundError as exc:  # pragma: no cover - exercised in a subprocess
-    if (exc.name or "").partition(".")[0] == "asignal":
+except ModuleNotFoundError as _missing:  # pragma: no cover - exercised in a subprocess
+    if (_missing.name or "").partition(".")[0] == "asignal":
         raise
     raise ImportError(
-        f"asignal.adapters.quart needs Quart and its dependencies (module {exc.name!r} is "
-        'missing): pip install "asignal[quart]"',
-        name=exc.name,
-    ) from exc
+        f"asignal.adapters.quart needs Quart and its dependencies (module {_missing.name!r} "
+        'is missing): pip install "asignal[quart]"',
+        name=_missing.name,
+    ) from _missing
 
 from .._dispatch import ErrorPolicy
 from ._common import Emitter
@@ -70,6 +70,9 @@ def _check_app(app: object, what: str) -> quart.Quart:
 
 class QuartIntegration:
     """The asignal extension for Quart: wires applications to :mod:`asignal.signals`.
+
+    The integration is stored in ``app.extensions["asignal"]``; :meth:`uninstall` undoes
+    everything. Options are fixed once per app.
 
     :param app: an application to wire at once (as :meth:`init_app` does), or ``None``
         to wire applications later with :meth:`init_app` (application factories).
@@ -93,9 +96,6 @@ class QuartIntegration:
     :raises ValueError: an option is out of range (negative or NaN seconds, an unknown
         ``errors``, ``max_pending`` < 1), or ``app`` already has asignal installed with
         different options.
-
-    The integration is stored in ``app.extensions["asignal"]``; :meth:`uninstall` undoes
-    everything. Options are fixed once per app.
     """
 
     __slots__ = ("_options", "_wirings", "app")
@@ -121,7 +121,7 @@ class QuartIntegration:
             background_timeout=background_timeout,
         ).options
         #: The application given to the constructor, or ``None``.
-        self.app = app
+        self.app: quart.Quart | None = app
         self._wirings: weakref.WeakSet[Wiring] = weakref.WeakSet()
         if app is not None:
             self.init_app(app)

@@ -304,7 +304,9 @@ async def test_one_budget_across_the_requests_signals(
     first = left["request_started"]
     assert first is not None
     assert 0 < first <= BUDGET
-    assert [left.get(name, 0.0) for name in HELD_UP[1:]] == [0.0, 0.0]
+    # (The engine's own deadline may come a few microseconds before the budget's.)
+    later = [left.get(name, 0.0) for name in HELD_UP[1:]]
+    assert all(value is not None and value < BUDGET / 100 for value in later), later
     # Each one that started was cancelled; each one (started or not, as the engine
     # chooses for a send with nothing left) is logged as timed out.
     assert set(ended) == set(left)

@@ -72,10 +72,10 @@ from typing import TYPE_CHECKING, Any
 
 try:
     import starlette  # noqa: F401
-except ImportError as error:  # pragma: no cover - exercised in a venv without starlette
+except ImportError as _error:  # pragma: no cover - exercised in a venv without starlette
     raise ImportError(
         'asignal.adapters.starlette needs Starlette: pip install "asignal[starlette]"'
-    ) from error
+    ) from _error
 
 from ._connection import ResponseInfo
 from ._listening import EMITTER_KEY, Listening

@@ -30,7 +30,9 @@ class ResponseInfo:
     may still be streaming when the signal is sent.
     """
 
+    #: The HTTP status.
     status_code: int
+    #: The response headers, read-only.
     headers: Headers
 
 

@@ -118,27 +118,44 @@ class Listening:
         def wants(sig: Any) -> bool:
             return bool(sig.has_receivers_for(sender))
 
-        self.appcontext_pushed = wants(signals.appcontext_pushed)
-        self.appcontext_tearing_down = wants(signals.appcontext_tearing_down)
-        self.appcontext_popped = wants(signals.appcontext_popped)
-        self.request_started = wants(signals.request_started)
-        self.request_finished = wants(signals.request_finished)
-        self.got_request_exception = wants(signals.got_request_exception)
-        self.got_background_exception = wants(signals.got_background_exception)
-        self.request_tearing_down = wants(signals.request_tearing_down)
-        self.websocket_started = wants(signals.websocket_started)
-        self.websocket_finished = wants(signals.websocket_finished)
-        self.got_websocket_exception = wants(signals.got_websocket_exception)
-        self.websocket_tearing_down = wants(signals.websocket_tearing_down)
+        #: ``appcontext_pushed`` has a receiver for the sender.
+        self.appcontext_pushed: bool = wants(signals.appcontext_pushed)
+        #: ``appcontext_tearing_down`` has a receiver for the sender.
+        self.appcontext_tearing_down: bool = wants(signals.appcontext_tearing_down)
+        #: ``appcontext_popped`` has a receiver for the sender.
+        self.appcontext_popped: bool = wants(signals.appcontext_popped)
+        #: ``request_started`` has a receiver for the sender.
+        self.request_started: bool = wants(signals.request_started)
+        #: ``request_finished`` has a receiver for the sender.
+        self.request_finished: bool = wants(signals.request_finished)
+        #: ``got_request_exception`` has a receiver for the sender.
+        self.got_request_exception: bool = wants(signals.got_request_exception)
+        #: ``got_background_exception`` has a receiver for the sender.
+        self.got_background_exception: bool = wants(signals.got_background_exception)
+        #: ``request_tearing_down`` has a receiver for the sender.
+        self.request_tearing_down: bool = wants(signals.request_tearing_down)
+        #: ``websocket_started`` has a receiver for the sender.
+        self.websocket_started: bool = wants(signals.websocket_started)
+        #: ``websocket_finished`` has a receiver for the sender.
+        self.websocket_finished: bool = wants(signals.websocket_finished)
+        #: ``got_websocket_exception`` has a receiver for the sender.
+        self.got_websocket_exception: bool = wants(signals.got_websocket_exception)
+        #: ``websocket_tearing_down`` has a receiver for the sender.
+        self.websocket_tearing_down: bool = wants(signals.websocket_tearing_down)
         #: An HTTP request's outgoing messages are watched: for the response, and to
         #: tell request errors from background ones.
-        self.http_messages = (
+        self.http_messages: bool = (
             self.request_finished or self.got_request_exception or self.got_background_exception
         )
         #: Anything to send once the application call has ended.
-        self.http_teardown = (
+        self.http_teardown: bool = (
             self.request_tearing_down or self.appcontext_tearing_down or self.appcontext_popped
         )
-        self.http = any(wants(sig) for sig in HTTP_SIGNALS)
-        self.websocket = any(wants(sig) for sig in WEBSOCKET_SIGNALS)
-        self.any = self.http or self.websocket or any(wants(sig) for sig in REQUEST_SCOPED_SIGNALS)
+        #: Anything of an HTTP connection is listened to.
+        self.http: bool = any(wants(sig) for sig in HTTP_SIGNALS)
+        #: Anything of a websocket connection is listened to.
+        self.websocket: bool = any(wants(sig) for sig in WEBSOCKET_SIGNALS)
+        #: Anything at all is listened to (templates and flash included).
+        self.any: bool = (
+            self.http or self.websocket or any(wants(sig) for sig in REQUEST_SCOPED_SIGNALS)
+        )

@@ -36,9 +36,11 @@ class StarletteIntegration:
 
     def __init__(self, app: Starlette, **options: Any) -> None:
         """Made by :func:`install`, which takes the same ``options`` (and checks them)."""
-        self.app = app
+        #: The Starlette application installed.
+        self.app: Starlette = app
         self._emitter = emitter = Emitter(app, **options)
-        self.slot = RunnerSlot()
+        #: Holds the background runner of the app's lifespan while it runs.
+        self.slot: RunnerSlot = RunnerSlot()
         self._build_original = app.build_middleware_stack
         self._lifespan_original: Lifespan = app.router.lifespan_context
         self._lifespan = reporting_lifespan(

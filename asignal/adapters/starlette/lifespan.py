@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CallRunner", "Lifespan", "RunnerSlot", "report_lifespan", "reporting_lifespan"]
 
-logger = logging.getLogger("asignal")
+logger: logging.Logger = logging.getLogger("asignal")
 
 #: The type of a Starlette router's ``lifespan_context``.
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
@@ -54,8 +54,10 @@ class CallRunner(BackgroundRunner):
     _finished = False
 
     def __init__(self, limit: int) -> None:  # no super().__init__(): see the docstring
+        #: The calls collected, in order, until :meth:`run` runs them.
         self.work: list[_Work] = []
-        self.limit = limit
+        #: The most calls held at once (the installed ``max_pending``).
+        self.limit: int = limit
         self._forward: BackgroundRunner | None = None
 
     def __repr__(self) -> str:
@@ -70,6 +72,8 @@ class CallRunner(BackgroundRunner):
         timeout: Any = DEFAULT,  # noqa: ASYNC109 (the runner's signature)
         context: contextvars.Context | None = None,
     ) -> Scheduled:
+        """As :meth:`schedule_nowait`; raises ``RuntimeError`` naming the call when the
+        connection's runner is full."""
         scheduled = self.schedule_nowait(fn, *args, name=name, timeout=timeout, context=context)
         if scheduled is None:
             raise RuntimeError(f"cannot schedule {name}: the connection's runner is full")
@@ -84,6 +88,9 @@ class CallRunner(BackgroundRunner):
         timeout: Any = DEFAULT,
         context: contextvars.Context | None = None,
     ) -> Scheduled | None:
+        """Hold ``await fn(*args)`` to run after the response (as
+        :meth:`asignal.BackgroundRunner.schedule_nowait`); ``None`` when ``limit`` calls
+        are already held (logged)."""
         forward = self._forward
         if forward is not None:
             # Scheduled by work that is already running: straight onto its runner.

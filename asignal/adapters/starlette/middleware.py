@@ -71,8 +71,11 @@ class SignalMiddleware:
         drain_timeout: float = 10.0,
         background_timeout: float | None = None,
     ) -> None:
-        self.app = app
-        self.emitter = Emitter(
+        #: The ASGI application this middleware wraps.
+        self.app: ASGIApp = app
+        #: The :class:`~asignal.adapters._common.Emitter` sending this app's signals,
+        #: with its options (``timeout``, ``errors``, the background runner's).
+        self.emitter: Emitter = Emitter(
             app if sender is None else sender,
             timeout=timeout,
             errors=errors,
@@ -82,11 +85,11 @@ class SignalMiddleware:
         )
         #: Set to ``False`` by :meth:`StarletteIntegration.uninstall`: the middleware then
         #: only passes through, in case something still holds a reference to it.
-        self.enabled = True
+        self.enabled: bool = True
         #: Holds the background runner of the app's lifespan while it runs; without one,
         #: each connection gets its own, which runs its work after the response, within
         #: the call. install() shares its slot with the middleware it builds.
-        self.slot = RunnerSlot()
+        self.slot: RunnerSlot = RunnerSlot()
         # What to call while a request is reported: install() makes it the same stack
         # with a hook inside ServerErrorMiddleware; the unreported path never pays for it.
         self._reporting_app: ASGIApp = app

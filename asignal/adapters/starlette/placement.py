@@ -35,9 +35,10 @@ class Placement:
     __slots__ = ("first", "integration")
 
     def __init__(self, integration: StarletteIntegration) -> None:
-        self.integration = integration
+        #: The installation the middleware found itself inside defers to.
+        self.integration: StarletteIntegration = integration
         #: The call that found the placement entered the app before the installation.
-        self.first = True
+        self.first: bool = True
 
     @staticmethod
     def of(middleware: SignalMiddleware, scope: Scope) -> Placement | None:
@@ -63,6 +64,8 @@ class Placement:
     async def call(
         self, middleware: SignalMiddleware, scope: Scope, receive: Receive, send: Send
     ) -> None:
+        """Pass one call of ``middleware`` on to the app; the call that found the
+        placement (already inside the app's stack) is reported by the installation."""
         if self.first:
             self.first = False
             if scope["type"] in ("http", "websocket") and EMITTER_KEY not in scope:

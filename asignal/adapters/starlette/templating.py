@@ -9,10 +9,10 @@ from typing import Any
 
 try:
     import jinja2
-except ImportError as error:  # pragma: no cover - exercised in a venv without jinja2
+except ImportError as _error:  # pragma: no cover - exercised in a venv without jinja2
     raise ImportError(
         'asignal\'s Jinja2Templates needs jinja2: pip install "asignal[starlette]"'
-    ) from error
+    ) from _error
 from starlette.background import BackgroundTask
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse
@@ -53,8 +53,11 @@ class TemplateResponse(HTMLResponse):
         media_type: str | None = None,
         background: BackgroundTask | None = None,
     ) -> None:
-        self.template = template
-        self.context = context
+        #: The template to render (a Jinja2 ``Template``).
+        self.template: Any = template
+        #: The template's context; ``before_render_template`` receivers may change it
+        #: while rendering waits for the response to be sent.
+        self.context: dict[str, Any] = context
         self._pending = False
         # The app reporting the request sends the signals, within the request's budget.
         request = context.get("request")
@@ -76,6 +79,8 @@ class TemplateResponse(HTMLResponse):
 
     @property
     def body(self) -> bytes | memoryview:
+        """The rendered body; reading it before the response is sent renders the
+        template on the spot."""
         if self._pending:
             self._render()
         return self._body
