@@ -91,13 +91,14 @@ async def dispatch(
 ) -> list[Result]:
     """Run ``plan``'s receivers for one ``send_async`` that ``Signal.send_async`` did not
     finish on its fast paths; see :meth:`Signal.send_async`."""
-    if plan.background:
+    foreground = plan.foreground
+    if foreground is not None:
         # Scheduled first, before any receiver runs: no runner raises before any does.
         slots = await _background_send.schedule_async(signal, plan, sender, kwargs)
         results = (
             await dispatch(
                 signal,
-                plan.foreground,
+                foreground,
                 sender,
                 kwargs,
                 sync_wrapper=sync_wrapper,
@@ -107,7 +108,7 @@ async def dispatch(
                 limit=limit,
                 collect=collect,
             )
-            if plan.foreground.entries
+            if foreground.entries
             else []
         )
         return _background_send.merge(plan, results, slots)

@@ -114,8 +114,10 @@ class Plan:
         self.background: tuple[tuple[int, Entry], ...] = tuple(
             (i, e) for i, e in enumerate(self.entries) if e[2].background
         )
-        self.foreground: Plan = (
-            Plan([r for r in records if not r.background]) if self.background else self
+        #: ``None`` without background receivers, never ``self``: a plan referring to
+        #: itself would be cyclic garbage once a connect or disconnect drops it.
+        self.foreground: Plan | None = (
+            Plan([r for r in records if not r.background]) if self.background else None
         )
         #: ``send()`` cannot just call each receiver: some are coroutine receivers or
         #: background ones (see ``_sync.py``).

@@ -31,7 +31,8 @@ def send_wrapped(
     raised before any receiver is called (as blinker's). Background receivers are
     scheduled on the current runner (none: ``RuntimeError``, before any receiver runs);
     a coroutine one needs no wrapper."""
-    live = [(get(), is_async) for get, is_async, _ in plan.foreground.entries]
+    entries = plan.entries if plan.foreground is None else plan.foreground.entries
+    live = [(get(), is_async) for get, is_async, _ in entries]
     if wrapper is None:
         for receiver, is_async in live:
             if is_async and receiver is not None:
