@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
+from . import _observe
 from ._receivers import check_timeout
 
 if TYPE_CHECKING:
@@ -287,6 +288,7 @@ class BackgroundRunner:
 
     def _cancelled(self, scheduled: Scheduled) -> None:
         self.stats.cancelled += 1
+        _observe.background_cancelled(scheduled.name)  # observation hook: asignal/_observe/
         if self._cancelling:
             why = f"still pending when the drain of {self.drain_timeout} s ended"
         else:
@@ -473,6 +475,8 @@ class BackgroundRunner:
         scheduled: Scheduled,
         limit: float | None,
     ) -> None:
+        if _observe.observer is not None:  # observation hook: see asignal/_observe/
+            fn = _observe.background(fn, scheduled.name, limit)
         stats = self.stats
         try:
             if limit is None:
@@ -517,6 +521,7 @@ class BackgroundRunner:
 
     def _drop(self, name: str) -> None:
         self.stats.dropped += 1
+        _observe.background_dropped(name)  # observation hook: see asignal/_observe/
         logger.warning("background call %s dropped: %s", name, self._refusal())
 
 

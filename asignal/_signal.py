@@ -17,6 +17,7 @@ from functools import cached_property
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from . import _observe
 from ._dispatch import (
     ErrorPolicy,
     check_errors,
@@ -280,6 +281,10 @@ class Signal(Registry):
             plan = self._plan(sender)
             if not plan.getters:
                 return []
+        if _observe.observer is not None and plan.foreground is None:
+            # Observation hook: see asignal/_observe/ (whose sync path calls every
+            # receiver; a send with background receivers schedules them unobserved).
+            return _observe.send(self, plan, sender, _async_wrapper, kwargs)
         if plan.wrapped:
             return send_wrapped(self, plan, sender, _async_wrapper, kwargs)
         getters = plan.getters
@@ -380,6 +385,11 @@ class Signal(Registry):
                 plan = self._plan(sender)
             if not plan.entries:
                 return []
+        if _observe.observer is not None:  # observation hook: see asignal/_observe/
+            options: dict[str, Any] = {"sync_wrapper": _sync_wrapper, "limit": _limit}
+            options.update(sequential=_sequential, send_timeout=_timeout)
+            options.update(receiver_timeout=_receiver_timeout)
+            return await _observe.send_async(self, plan, sender, kwargs, dispatch, collect, options)
         if not _sequential and _limit is None and _receiver_timeout is None:
             # The fast paths. on_trio() is inlined, and asked only when it matters: this
             # is the hot path.

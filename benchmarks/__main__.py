@@ -58,6 +58,7 @@ def sections() -> dict[str, Section]:
         out["asgi"] = asgi
     out["background"] = importlib.import_module(f"{__package__}.bench_background").run
     out["nats"] = importlib.import_module(f"{__package__}.bench_nats").run
+    out["otel"] = importlib.import_module(f"{__package__}.bench_otel").run
     # Last: its 100 000 receivers leave a large heap behind, which made the garbage
     # collector's passes, and so the ASGI figures, noisier when it ran before them.
     out["import"] = bench_import.run

@@ -307,7 +307,10 @@ async def run_demo(
     out(f"  asignal send_async  {c.asignal_seconds * 1000:6.0f} ms  (concurrent)")
     out(f"  blinker send_async  {c.blinker_seconds * 1000:6.0f} ms  (one after another)")
 
-    report.problems = check(report, cut_off=CUT_OFF)
+    from examples import tracing_demo  # one request's spans and metrics (docs/tracing.md)
+
+    traced = await tracing_demo.run(fast=fast, out=out)
+    report.problems = [*check(report, cut_off=CUT_OFF), *traced]
     out("")
     if report.problems:
         out(f"{len(report.problems)} expectation(s) not met:")

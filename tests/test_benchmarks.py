@@ -102,6 +102,9 @@ def test_every_applicable_cell_is_a_number(smoke: tuple[str, Path, dict[str, Any
     expected_missing |= {
         (r["case"], r["backend"], x) for r in _rows(report, "nats") for x in LIBS[1:3]
     }
+    expected_missing |= {
+        (r["case"], r["backend"], x) for r in _rows(report, "otel") for x in LIBS[1:3]
+    }
     assert missing == expected_missing
 
 
@@ -193,3 +196,23 @@ def test_soak_counts_each_app_and_receiver_kind(tmp_path: Path) -> None:
     ]
     assert all(r["requests"] == 12 and r["tasks left"] == 0 for r in rows)
     assert "dead calls" in stdout.getvalue()
+
+
+def test_otel_case_compares_hook_traces_and_metrics(
+    smoke: tuple[str, Path, dict[str, Any]],
+) -> None:
+    _, _, report = smoke
+    rows = _rows(report, "otel", "asyncio")
+    assert [(r["title"], r["n"]) for r in rows] == [
+        ("hook, not instrumented: send_async", "10"),
+        ("traces: extra per receiver, its send's share included", "10"),
+        ("traces: extra per receiver (10 -> 100)", "100"),
+        ("traces: extra per send, beyond its receivers", "10"),
+        ("traces+metrics: extra per receiver, its send's share included", "10"),
+        ("traces+metrics: extra per receiver (10 -> 100)", "100"),
+        ("traces+metrics: extra per send, beyond its receivers", "10"),
+    ]
+    limits = [[1.05], [1.0], [1.0], [], [1.0], [1.0], []]
+    assert [[c["limit"] for c in r["checks"]] for r in rows] == limits
+    for row in rows:
+        assert row["cells"]["floor"] > 0, row["title"]

@@ -164,3 +164,19 @@ def test_cli_names_a_nats_server_that_cannot_start(
         monkeypatch.setattr(nats_demo, "NatsServer", partial(nats_demo.NatsServer, port=port))
         assert demo.main(["--fast", "--db", str(tmp_path / "audit.sqlite3")]) == 3
     assert "demo failed: cannot start nats-server" in capsys.readouterr().err
+
+
+async def test_tracing_demo_shows_one_requests_span_tree() -> None:
+    from examples import tracing_demo
+
+    traced = await tracing_demo.trace_one_request(fast=True)
+    assert tracing_demo.check(traced) == []
+    tree = tracing_demo.span_tree(traced.spans)
+    assert tree[0].split()[:2] == ["GET", "/fail"]
+    hanging = [line for line in tree if "hanging_receiver" in line]
+    assert len(hanging) == 1
+    assert "asignal.timeout" in hanging[0]
+    assert hanging[0].index("asignal.receiver") > tree[0].index("GET") + 2  # nested
+    assert dict(traced.metrics["asignal.receiver.timeouts"]) == {
+        "examples.receivers.hanging_receiver": 1
+    }

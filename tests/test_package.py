@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.parser
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -170,5 +171,6 @@ def test_sdist_tests_pass_in_a_clean_venv(dists: Dists, tmp_path: Path) -> None:
     assert installed.startswith(str(venv)), installed
     summary = output.strip().splitlines()[-1]
     assert " passed" in summary, summary
-    assert "failed" not in summary, summary
+    # "3 xfailed" is a pass; only a count of failed tests or errors is not.
+    assert not re.search(r"\b\d+ (failed|errors?)\b", summary), summary
     assert "error" not in summary, summary

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._options import SEND_ASYNC_OPTIONS, check_underscored
-from .._receivers import describe, receiver_id
+from .._receivers import describe
 from ._common import Plan, Result, label
 
 if TYPE_CHECKING:
@@ -113,20 +113,23 @@ async def schedule_async(
 
 
 def merge(plan: Plan, results: list[Result], slots: list[Slot]) -> list[Result]:
-    """The foreground ``results`` and the background ``slots`` in dispatch order."""
+    """The foreground ``results`` and the background ``slots`` in dispatch order.
+
+    ``results`` hold one entry per foreground receiver that was alive when the send ran,
+    in order. A receiver alive then is alive now (its result holds it), and a collected
+    one never comes back: so each foreground entry that still dereferences takes the next
+    result. (No identity check: an observed send's results hold wrappers.)
+    """
     if not results:
         return [(receiver, scheduled) for _, receiver, scheduled in slots]
     merged: list[Result] = []
     pending = iter(results)
-    current = next(pending, None)
     at = {index: (receiver, scheduled) for index, receiver, scheduled in slots}
-    for index, (_, _, record) in enumerate(plan.entries):
+    for index, (get, _, _) in enumerate(plan.entries):
         if index in at:
             merged.append(at[index])
-        elif current is not None and receiver_id(current[0]) == record.rid:
-            # (A foreground receiver collected before it ran has no result: skipped.)
-            merged.append(current)
-            current = next(pending, None)
+        elif get() is not None and (result := next(pending, None)) is not None:
+            merged.append(result)
     return merged
 
 

@@ -19,6 +19,7 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from asignal import Signal
+from asignal._observe import trace_headers
 
 from ._codec import (
     PLAIN,
@@ -74,13 +75,17 @@ class NatsBridge:
         retry_backoff: tuple[float, float] = (0.1, 5.0),
         drain_timeout: float = 10.0,
     ) -> None:
+        #: The nats-py client the bridge publishes and consumes with.
         self.client = client
+        #: The JetStream stream holding the bridge's messages.
         self.stream = subject_token(stream, "stream name")
+        #: Every subject of the bridge starts with it: ``<subject_prefix>.<signal name>``.
         self.subject_prefix = subject_token(subject_prefix, "subject prefix")
         #: This bridge's id: the origin header of what it publishes.
         self.origin = uuid.uuid4().hex[:16]
         #: Counters: published, dropped, retries, received, acked, nacked, ...
         self.stats = BridgeStats()
+        #: The client's JetStream context.
         self.js = client.jetstream(timeout=publish_timeout)
         self._max_buffer = max_buffer
         self._publish_timeout = publish_timeout
@@ -239,7 +244,7 @@ class NatsBridge:
                 label = custom(sender)
             else:  # sender_label(), inline: this runs in every send
                 label = sender if type(sender) is str else sender_label(sender)
-            put((subject, body, next(ids), label, now()))
+            put((subject, body, next(ids), label, now(), trace_headers()))
 
         forward_to_nats.__qualname__ = f"NatsBridge.forward({name})"
         signal.connect(forward_to_nats, weak=False, priority=FORWARD_PRIORITY)

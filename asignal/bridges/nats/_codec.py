@@ -58,11 +58,17 @@ class RemoteSender:
     :param subject: the NATS subject it came on.
     """
 
+    #: The sending process's name for its sender.
     app: str
+    #: The id of the bridge that published the message.
     origin: str
+    #: Unique per send (the ``Nats-Msg-Id`` header): the key for idempotent receivers.
     message_id: str
+    #: The delivery attempt, 1 for the first.
     attempt: int = 1
+    #: When the message was published (UTC), or ``None`` if unknown.
     published: datetime | None = None
+    #: The NATS subject the message came on.
     subject: str = ""
 
 

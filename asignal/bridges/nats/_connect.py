@@ -22,7 +22,8 @@ class NatsConnectError(ConnectionError):
 
     def __init__(self, message: str, reason: Literal["unreachable", "credentials"]) -> None:
         super().__init__(message)
-        self.reason = reason
+        #: Why: ``"unreachable"`` or ``"credentials"``.
+        self.reason: Literal["unreachable", "credentials"] = reason
 
 
 def require_asyncio() -> None:

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import nats.errors
 
+from asignal._observe import extract
+
 from ._codec import ERROR, MSG_ID, MalformedMessage, decode, remote_sender
 from ._outbox import BridgeStats
 
@@ -81,9 +83,10 @@ class Broadcast:
         if len(self._seen) > SEEN:
             self._seen.popitem(last=False)
         self._stats.received += 1
-        await self.spec.signal.send_async(
-            sender, _errors="collect", _timeout=self.spec.timeout, **kwargs
-        )
+        with extract(msg.headers):
+            await self.spec.signal.send_async(
+                sender, _errors="collect", _timeout=self.spec.timeout, **kwargs
+            )
 
 
 class WorkQueue:
@@ -160,7 +163,8 @@ class WorkQueue:
         )
         self._stats.received += 1
         try:
-            await spec.signal.send_async(sender, _timeout=spec.timeout, **kwargs)
+            with extract(msg.headers):
+                await spec.signal.send_async(sender, _timeout=spec.timeout, **kwargs)
         except Exception as exc:
             await self._failed(msg, sender.message_id, sender.attempt, exc)
             return

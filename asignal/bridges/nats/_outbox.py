@@ -39,19 +39,27 @@ class BridgeStats:
     ``malformed``: messages logged and terminated because they could not be decoded.
     """
 
+    #: Messages the stream acknowledged.
     published: int = 0
+    #: Sends not published: the buffer was full, or the bridge closed with them buffered.
     dropped: int = 0
+    #: Failed publish attempts, retried.
     retries: int = 0
+    #: Messages from other processes re-sent locally.
     received: int = 0
+    #: Work-queue messages acked after their receivers succeeded.
     acked: int = 0
+    #: Work-queue messages nak'd for redelivery after a failure or a timeout.
     nacked: int = 0
+    #: Work-queue messages sent to the dead-letter subject after ``max_deliver`` attempts.
     dead_lettered: int = 0
+    #: Messages logged and terminated because they could not be decoded.
     malformed: int = 0
 
 
 #: One send: (subject, body or plain kwargs to encode, sequence number, sender name,
-#: Unix time of the send).
-Item = tuple[str, "bytes | dict[str, Any]", int, str, float]
+#: Unix time of the send, the sender's trace context as headers or ``None``).
+Item = tuple[str, "bytes | dict[str, Any]", int, str, float, "dict[str, str] | None"]
 
 
 class Outbox:
@@ -146,7 +154,7 @@ class Outbox:
             self._inflight = []
 
     async def _publish(self, item: Item) -> None:
-        subject, body, seq, sender, sent_at = item
+        subject, body, seq, sender, sent_at, trace = item
         if not isinstance(body, bytes):
             try:
                 body = dumps(body).encode()
@@ -161,6 +169,9 @@ class Outbox:
             SENT_AT: repr(sent_at),
             CONTENT_TYPE: JSON_TYPE,
         }
+        if trace:
+            # W3C trace context, read at the send: a remote receiver's span continues it.
+            headers.update(trace)
         await self._js.publish(subject, body, timeout=self._timeout, headers=headers)
 
     async def _run(self) -> None:
