@@ -356,3 +356,37 @@ def test_background_must_be_a_bool() -> None:
 
     with pytest.raises(TypeError, match="background of receiver"):
         sig.connect(receiver, background=1)  # type: ignore[arg-type]
+
+
+async def test_observed_sends_keep_background_receivers_in_dispatch_order() -> None:
+    # With the OpenTelemetry hook on, sends take the observed path: the results are the
+    # same, the background receiver scheduled, the awaited one's value kept.
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from asignal.contrib.opentelemetry import AsignalInstrumentor
+
+    sig = Signal()
+    release = anyio.Event()
+
+    async def later(sender: Any) -> None:
+        await release.wait()
+
+    def now(sender: Any) -> str:
+        return "now"
+
+    sig.connect(later, background=True)
+    sig.connect(now)
+    instrumentor = AsignalInstrumentor()
+    instrumentor.instrument(tracer_provider=TracerProvider())
+    try:
+        async with BackgroundRunner() as runner:
+            for results in (await sig.send_async(None), sig.send(None)):
+                assert [r for r, _ in results] == [later, now]
+                assert isinstance(results[0][1], Scheduled)
+                assert results[1][1] == "now"
+            release.set()
+            await settle(runner)
+    finally:
+        instrumentor.uninstrument()
+    assert runner.stats.completed == 2
