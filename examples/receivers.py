@@ -163,20 +163,22 @@ def wiring(
 
 
 def connect(
-    wires: Iterable[Wire],
+    wires: Iterable[Wire | tuple[Signal, Receiver]],
     *,
     wrap: Callable[[Signal, Receiver], Receiver] | None = None,
 ) -> Callable[[], None]:
-    """Connect each ``(signal, receiver, options)`` of ``wires``, for any sender, with
-    ``options`` as keyword arguments of ``connect``; return a function that disconnects
-    them all.
+    """Connect each ``(signal, receiver, options)`` of ``wires`` (or ``(signal,
+    receiver)``: no options), for any sender, with ``options`` as keyword arguments of
+    ``connect``; return a function that disconnects them all.
 
     ``wrap(signal, receiver)``, if given, returns the callable to connect instead (the
     demo wraps receivers to time them). Receivers are held strongly (``weak=False``), as
     wrappers and partials would otherwise be collected at once.
     """
     connected: list[tuple[Signal, Receiver]] = []
-    for signal, receiver, options in wires:
+    for wire in wires:
+        signal, receiver = wire[0], wire[1]
+        options: dict[str, Any] = wire[2] if len(wire) == 3 else {}
         target = wrap(signal, receiver) if wrap is not None else receiver
         signal.connect(target, weak=False, **options)
         connected.append((signal, target))
