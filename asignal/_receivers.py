@@ -163,7 +163,16 @@ def _check_priority(priority: float) -> float:
 
 # Every record carries the same fields; ``senders`` is a tuple of sender keys, shared
 # (``_ANY_ONLY``) by all receivers connected only to ANY so they cost no tuple each.
-_FIELDS = ("rid", "is_async", "priority", "timeout", "seq", "senders", "connected_at")
+_FIELDS = (
+    "rid",
+    "is_async",
+    "priority",
+    "timeout",
+    "background",
+    "seq",
+    "senders",
+    "connected_at",
+)
 _ANY_ONLY: Final = (ANY_KEY,)
 
 
@@ -175,6 +184,8 @@ class _Fields:
     is_async: bool
     priority: float
     timeout: float | None
+    #: Scheduled on the current background runner, never awaited by the send.
+    background: bool
     seq: int
     senders: tuple[Hashable, ...]
     #: Where a weak receiver that looks short-lived was connected, until a send reaches
@@ -226,6 +237,7 @@ def make_record(
     priority: float,
     timeout: float | None,
     on_collected: Callable[[Any], None],
+    background: bool = False,
 ) -> Record:
     """Classify and wrap ``receiver``. Raises ``TypeError`` naming it when it is not
     callable, or when it must be held weakly and cannot be."""
@@ -235,6 +247,10 @@ def make_record(
         priority = _check_priority(priority)
     if timeout is not None:
         timeout = check_timeout(timeout, f"timeout of receiver {describe(receiver)}")
+    if background is not False and background is not True:
+        raise TypeError(
+            f"background of receiver {describe(receiver)} must be True or False, got {background!r}"
+        )
     record: Record
     if not weak:
         record = StrongRecord(receiver)
@@ -253,6 +269,7 @@ def make_record(
     record.is_async = is_async_callable(receiver)
     record.priority = priority
     record.timeout = timeout
+    record.background = background
     record.senders = ()
     record.connected_at = None
     return record

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from contextvars import copy_context
 from functools import cached_property
 from time import monotonic
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import _observe
 from ._dispatch import (
@@ -31,6 +31,7 @@ from ._dispatch import (
     send_wrapped,
     single_on_trio,
 )
+from ._dispatch._background_send import send_background as _send_background
 from ._options import SEND_ASYNC_OPTIONS, SEND_OPTIONS, check_underscored, check_wrapper
 from ._receivers import (
     ANY,
@@ -44,6 +45,10 @@ from ._receivers import (
 )
 from ._registry import Registry
 from ._weak_warning import connect_site
+
+if TYPE_CHECKING:
+    from ._background import Scheduled
+    from ._subscribe import Subscription
 
 __all__ = ["ANY", "NamedSignal", "Namespace", "Signal", "default_namespace", "signal"]
 
@@ -102,6 +107,7 @@ class Signal(Registry):
         *,
         priority: float = 0,
         timeout: float | None = None,
+        background: bool = False,
     ) -> F:
         """Connect ``receiver`` to be called when this signal is sent by ``sender``.
 
@@ -110,16 +116,25 @@ class Signal(Registry):
         connected to ``ANY`` and to a sender is called once per send; with ``weak=True``
         the receiver is held by a weak reference and disconnected when it is collected
         (set ``weak=False`` for lambdas and functions defined inside functions).
-        Connecting a connected receiver again adds ``sender``, and ``weak``, ``priority``
-        and ``timeout`` take the new values.
+        Connecting a connected receiver again adds ``sender``, and ``weak``, ``priority``,
+        ``timeout`` and ``background`` take the new values.
 
         :param priority: receivers with a higher priority are called first; in
             :meth:`send_async`, each priority tier finishes before the next starts.
             Equal priorities keep connection order.
         :param timeout: seconds :meth:`send_async` lets this receiver run before it is
-            cancelled (``None``: no limit).
+            cancelled (``None``: no limit; a background receiver: the runner's
+            ``default_timeout``).
+        :param background: never awaited by a send: every send (``send``,
+            ``send_async``, adapters) schedules it on the current
+            :class:`~asignal.BackgroundRunner`, in a copy of the sender's context, and
+            its value in the result list is that :class:`~asignal.Scheduled` (``None``
+            when a full runner dropped a ``send``'s call; ``send_async`` waits for room).
+            Its exception is logged with its and the signal's name, never raised. A send
+            without a runner raises ``RuntimeError`` before any receiver runs.
         :returns: ``receiver``, so ``connect`` works as a decorator.
-        :raises TypeError: ``receiver`` is not callable, or cannot be held weakly.
+        :raises TypeError: ``receiver`` is not callable, or cannot be held weakly;
+            ``background`` is not a bool.
         :raises ValueError: ``timeout`` is negative or NaN, or ``priority`` is NaN.
         """
         key = ANY_KEY if sender is ANY else sender_key(sender)
@@ -129,6 +144,7 @@ class Signal(Registry):
             priority=priority,
             timeout=timeout,
             on_collected=self._receiver_collected,
+            background=background,
         )
         if weak:
             record.connected_at = connect_site(receiver)
@@ -149,6 +165,7 @@ class Signal(Registry):
         *,
         priority: float = 0,
         timeout: float | None = None,
+        background: bool = False,
     ) -> Callable[[F], F]:
         """Decorator form of :meth:`connect` for a given ``sender``. Holds the receiver
         strongly by default, as blinker's ``connect_via``. For example:
@@ -160,7 +177,9 @@ class Signal(Registry):
         """
 
         def decorator(fn: F) -> F:
-            self.connect(fn, sender, weak, priority=priority, timeout=timeout)
+            self.connect(
+                fn, sender, weak, priority=priority, timeout=timeout, background=background
+            )
             return fn
 
         return decorator
@@ -173,10 +192,14 @@ class Signal(Registry):
         *,
         priority: float = 0,
         timeout: float | None = None,
+        background: bool = False,
     ) -> Generator[None, None, None]:
         """Context manager that connects ``receiver`` (strongly) for the block and
-        disconnects it on exit, even when the block raises (as blinker's)."""
-        self.connect(receiver, sender, False, priority=priority, timeout=timeout)
+        disconnects it on exit, even when the block raises (as blinker's). Options as
+        :meth:`connect`'s."""
+        self.connect(
+            receiver, sender, False, priority=priority, timeout=timeout, background=background
+        )
         try:
             yield None
         finally:
@@ -258,9 +281,11 @@ class Signal(Registry):
             plan = self._plan(sender)
             if not plan.getters:
                 return []
-        if _observe.observer is not None:  # observation hook: see asignal/_observe/
+        if _observe.observer is not None and plan.foreground is None:
+            # Observation hook: see asignal/_observe/ (whose sync path calls every
+            # receiver; a send with background receivers schedules them unobserved).
             return _observe.send(self, plan, sender, _async_wrapper, kwargs)
-        if plan.has_async:
+        if plan.wrapped:
             return send_wrapped(self, plan, sender, _async_wrapper, kwargs)
         getters = plan.getters
         if len(getters) == 1:
@@ -442,6 +467,57 @@ class Signal(Registry):
             limit=_limit,
             collect=collect,
         )
+
+    def send_background(self, sender: Any = None, /, **kwargs: Any) -> Scheduled | None:
+        """Schedule the whole send on the current :class:`~asignal.BackgroundRunner` and
+        return at once: the sender's choice, where ``connect(background=True)`` is the
+        receiver's. In the background, ``send_async(sender, _errors="collect",
+        **kwargs)`` runs every receiver with its usual ordering and timeouts; failures
+        are logged, never raised. A plain method: callable from a coroutine, from sync
+        code on the event loop's thread and from an anyio worker thread (a FastAPI sync
+        endpoint). The other ``send_async`` options may be passed.
+
+        :returns: the :class:`~asignal.Scheduled` record; ``None`` when nobody listens to
+            ``sender`` (nothing is scheduled, no runner is needed), when the signal is
+            muted, or when the runner is full or shutting down (dropped, counted in
+            ``stats.dropped`` and logged).
+        :raises RuntimeError: no runner is current.
+        :raises TypeError: ``_errors`` is passed; a ``_`` keyword is a near-miss of an
+            option.
+        """
+        return _send_background(self, sender, kwargs)
+
+    def subscribe(self, sender: Any = ANY, *, max_buffer: int = 100) -> Subscription:
+        """``async with sig.subscribe() as sends: async for sender, kwargs in sends:``
+        the sends of this signal by ``sender`` (default: any), in order, never holding a
+        sender up: past ``max_buffer`` unread sends, new ones are dropped for this
+        subscriber (counted in ``sends.dropped`` and logged). Leaving the block
+        disconnects.
+
+        :param max_buffer: sends buffered before dropping (an int >= 1).
+        :raises TypeError: ``max_buffer`` is not an int.
+        :raises ValueError: ``max_buffer`` < 1.
+        """
+        from ._subscribe import subscribe
+
+        return subscribe(self, sender, max_buffer=max_buffer)
+
+    async def wait_for(
+        self,
+        sender: Any = ANY,
+        *,
+        condition: Callable[..., bool] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the API's name (Sanic's app.event)
+    ) -> tuple[Any, dict[str, Any]]:
+        """Wait for the next send by ``sender`` for which ``condition(sender, **kwargs)``
+        is true, and return its ``(sender, kwargs)`` (as Sanic's ``app.event``).
+
+        :param timeout: seconds to wait (``None``: no limit).
+        :raises TimeoutError: no such send within ``timeout``.
+        """
+        from ._subscribe import wait_for
+
+        return await wait_for(self, sender, condition=condition, timeout=timeout)
 
 
 # Defined on top of Signal, and importable from here as they always were.

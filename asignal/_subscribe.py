@@ -79,7 +79,7 @@ class Subscription:
         self.signal = signal
         self.sender = sender
         self.max_buffer = max_buffer
-        self.dropped = 0
+        self.dropped: int = 0
         self._buffer: deque[Sent] = deque()
         self._wakeup: anyio.Event | None = None
         self._state = "new"

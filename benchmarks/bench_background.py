@@ -13,14 +13,29 @@ opening and closing are shared by the ``loops`` calls of a sample.
 
 Target (issue 11): asignal / floor <= 1.5, medians, both backends, same run. blinker and
 django.dispatch have no background dispatch, so their columns stay empty.
+
+Then a whole request: a Starlette app, served through ``httpx.ASGITransport`` inside its
+lifespan (so its adapter's runner runs), with three ``request_finished`` receivers that
+sleep 20 ms each, connected with ``background=True``; the floor is the bare app (no
+adapter, no receivers). Target: p50 <= 1.1 x the bare app's. The same three receivers
+awaited are timed alongside, to show what they cost a response otherwise (about 20 ms).
+Each request is timed on its own and the p50 is taken over every request of the run;
+the variants take turns within each round. Between two requests the loop gets one
+untimed checkpoint, as a server's loop has between requests: the calls that the last
+request scheduled take their first step there; their wake-ups 20 ms later land in
+whatever is being timed then, and count.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import statistics
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
+import anyio.lowlevel
 from pyperf import perf_counter
 
 from asignal import BackgroundRunner
@@ -28,6 +43,8 @@ from asignal import BackgroundRunner
 from ._harness import Config, Row, Series, measure_async, ratio_check
 
 CASE = "bg"
+#: The case of the request rows: a whole request, not one call.
+CASE_REQUEST = "bgr"
 US = 1e6
 #: The timeout of the third row: far above any call here, so it never fires.
 TIMEOUT = 5.0
@@ -133,12 +150,115 @@ async def _main(cfg: Config, backend: str) -> tuple[list[Row], list[Series]]:
     return rows, [s for g in groups for s in g]
 
 
+#: How long each request_finished receiver of the request rows sleeps, seconds.
+RECEIVER_SECONDS = 0.02
+#: Requests per variant and round in the full run (the awaited one takes ~20 ms each).
+REQUESTS = 10
+MS = 1e3
+
+
+def _request_apps() -> dict[str, Any]:
+    """The bare app, and two installed ones with the three receivers, in the background
+    and awaited. The adapter's runner bound is raised: sleeping calls pile up meanwhile,
+    and a full runner would make the send wait for room."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from asignal import signals
+    from asignal.adapters.starlette import install
+
+    async def endpoint(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    def make() -> Starlette:
+        return Starlette(routes=[Route("/", endpoint)])
+
+    apps = {"bare": make(), "background": make(), "awaited": make()}
+    for name in ("background", "awaited"):
+        install(apps[name], max_pending=1_000_000)
+        for _ in range(3):
+
+            async def receiver(sender: Any, **kwargs: Any) -> None:
+                await anyio.sleep(RECEIVER_SECONDS)
+
+            signals.request_finished.connect(
+                receiver, apps[name], weak=False, background=name == "background"
+            )
+    return apps
+
+
+async def _request_p50s(cfg: Config) -> dict[str, float]:
+    """variant -> the p50 latency of ``GET /``, seconds, over every request of the run."""
+    import httpx
+
+    apps = _request_apps()
+    times: dict[str, list[float]] = {name: [] for name in apps}
+    requests = 2 if cfg.smoke else REQUESTS
+    async with contextlib.AsyncExitStack() as stack:
+        clients = {}
+        for name, app in apps.items():
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            transport = httpx.ASGITransport(app)
+            clients[name] = await stack.enter_async_context(
+                httpx.AsyncClient(transport=transport, base_url="http://bench")
+            )
+        for client in clients.values():  # warm-up
+            (await client.get("/")).raise_for_status()
+        names = list(apps)
+        for round_no in range(cfg.rounds):
+            gc.collect()
+            for name in names[round_no % 3 :] + names[: round_no % 3]:
+                for _ in range(requests):
+                    # Untimed, as a server's loop between two requests: what is ready
+                    # runs (here, the first step of the calls the last request scheduled).
+                    await anyio.lowlevel.checkpoint()
+                    t0 = perf_counter()
+                    response = await clients[name].get("/")
+                    times[name].append(float(perf_counter() - t0))
+                    response.raise_for_status()
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _request_rows(backend: str, p50: dict[str, float]) -> list[Row]:
+    rows = []
+    for variant in ("background", "awaited"):
+        row = Row(
+            CASE_REQUEST,
+            f"request, 3 x {RECEIVER_SECONDS * MS:g} ms request_finished receivers {variant}",
+            backend,
+            "3",
+            "ms p50",
+            {
+                "asignal": p50[variant] * MS,
+                "blinker": None,
+                "django": None,
+                "floor": p50["bare"] * MS,
+            },
+            notes={"blinker": NO_PEER, "django": NO_PEER},
+            floor_is=(
+                "the bare Starlette app (no adapter, no receivers) via httpx.ASGITransport, "
+                "p50, same run"
+            ),
+        )
+        if variant == "background":
+            row.checks.append(ratio_check("a/f≤1.1", row, "floor", 1.1))
+        rows.append(row)
+    return rows
+
+
+async def _main_with_requests(cfg: Config, backend: str) -> tuple[list[Row], list[Series]]:
+    rows, series = await _main(cfg, backend)
+    rows += _request_rows(backend, await _request_p50s(cfg))
+    return rows, series
+
+
 def run(cfg: Config) -> tuple[list[Row], list[Series]]:
     """Case bg on asyncio, then on trio, each inside one event loop."""
     rows: list[Row] = []
     series: list[Series] = []
     for backend in ("asyncio", "trio"):
-        r, s = anyio.run(_main, cfg, backend, backend=backend)
+        r, s = anyio.run(_main_with_requests, cfg, backend, backend=backend)
         rows += r
         series += s
     return rows, series

@@ -15,19 +15,17 @@ the end (counted, not timed), which shows they were scheduled and not skipped.
 
 from __future__ import annotations
 
-import inspect
 import statistics
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import anyio
 
 from asignal import BackgroundRunner, Signal, signals
-from asignal._background import current_runner, require_runner
+from asignal._background import current_runner
 
 from .receivers import slow_receiver
 
@@ -50,17 +48,8 @@ class Latency:
 
 def _connect_background(sig: Signal, receiver: Callable[..., Any], sender: Any) -> Any:
     """Connect ``receiver`` as a background receiver; return what to disconnect."""
-    if "background" in inspect.signature(sig.connect).parameters:
-        sig.connect(receiver, sender, weak=False, background=True)  # type: ignore[call-arg]
-        return receiver
-
-    # An engine without ``background=``: the same thing by hand, on the current runner.
-    def schedule(sent_by: Any, /, **kwargs: Any) -> Any:
-        runner = require_runner("background receiver slow_receiver")
-        return runner.schedule_nowait(partial(receiver, sent_by, **kwargs), name="slow_receiver")
-
-    sig.connect(schedule, sender, weak=False)
-    return schedule
+    sig.connect(receiver, sender, weak=False, background=True)
+    return receiver
 
 
 async def compare_latency(

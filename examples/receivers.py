@@ -32,8 +32,12 @@ log = logging.getLogger("examples")
 
 #: How long the slow receiver takes, in seconds.
 SLOW_SECONDS = 0.2
+#: Seconds after which the hanging receiver, a background receiver, is cancelled.
+HANGING_TIMEOUT = 0.3
 
 Receiver = Callable[..., Any]
+#: ``(signal, receiver, connect options)``: one line of :func:`wiring`.
+Wire = tuple[Signal, Receiver, dict[str, Any]]
 
 
 def describe_app(app: Any) -> str:
@@ -65,16 +69,17 @@ async def report_error(app: Any, *, exception: BaseException, **extra: Any) -> s
 
 
 async def slow_receiver(app: Any, *, seconds: float = SLOW_SECONDS, **extra: Any) -> str:
-    """A receiver that takes ``seconds`` (an API call, say). It runs alongside the other
-    receivers of the same signal, so it adds ``seconds`` once, not on top of theirs."""
+    """A receiver that takes ``seconds`` (an API call, say). The demo connects it as a
+    background receiver: no response waits for it; it finishes later, on the app's
+    background runner."""
     await anyio.sleep(seconds)
     return f"done after {seconds * 1000:.0f} ms"
 
 
 async def hanging_receiver(app: Any, **extra: Any) -> None:
-    """A receiver that never returns. The adapter's ``timeout`` cancels it, so the
-    response is delayed by at most that timeout; the collect error policy logs the
-    ``TimeoutError`` on the ``asignal`` logger."""
+    """A receiver that never returns. The demo connects it as a background receiver
+    with a ``timeout``: no response waits for it, and the runner cancels it after that
+    timeout and logs it on the ``asignal`` logger."""
     await anyio.sleep_forever()
 
 
@@ -133,35 +138,49 @@ class AuditLog:
         return [Login(row["at"], row["app"], row["user"], row["ip"]) for row in rows]
 
 
-def wiring(audit: AuditLog, *, slow_seconds: float = SLOW_SECONDS) -> list[tuple[Signal, Receiver]]:
-    """Which receiver listens to which signal, for every app (``sender=ANY``)."""
+def wiring(
+    audit: AuditLog,
+    *,
+    slow_seconds: float = SLOW_SECONDS,
+    hanging_timeout: float = HANGING_TIMEOUT,
+) -> list[Wire]:
+    """Which receiver listens to which signal, for every app (``sender=ANY``), and how
+    it is connected. The slow and the hanging receivers are background receivers: the
+    response never waits for them."""
     slow = partial(slow_receiver, seconds=slow_seconds)
     return [
-        (signals.request_finished, log_request),
-        (signals.request_finished, slow),
-        (signals.request_finished, hanging_receiver),
-        (signals.got_request_exception, report_error),
-        (signals.got_websocket_exception, report_error),
-        (user_logged_in, audit.record),
+        (signals.request_finished, log_request, {}),
+        (signals.request_finished, slow, {"background": True}),
+        (
+            signals.request_finished,
+            hanging_receiver,
+            {"background": True, "timeout": hanging_timeout},
+        ),
+        (signals.got_request_exception, report_error, {}),
+        (signals.got_websocket_exception, report_error, {}),
+        (user_logged_in, audit.record, {}),
     ]
 
 
 def connect(
-    pairs: Iterable[tuple[Signal, Receiver]],
+    wires: Iterable[Wire | tuple[Signal, Receiver]],
     *,
     wrap: Callable[[Signal, Receiver], Receiver] | None = None,
 ) -> Callable[[], None]:
-    """Connect each ``(signal, receiver)`` pair, for any sender; return a function that
-    disconnects them all.
+    """Connect each ``(signal, receiver, options)`` of ``wires`` (or ``(signal,
+    receiver)``: no options), for any sender, with ``options`` as keyword arguments of
+    ``connect``; return a function that disconnects them all.
 
     ``wrap(signal, receiver)``, if given, returns the callable to connect instead (the
     demo wraps receivers to time them). Receivers are held strongly (``weak=False``), as
     wrappers and partials would otherwise be collected at once.
     """
     connected: list[tuple[Signal, Receiver]] = []
-    for signal, receiver in pairs:
+    for wire in wires:
+        signal, receiver = wire[0], wire[1]
+        options: dict[str, Any] = wire[2] if len(wire) == 3 else {}
         target = wrap(signal, receiver) if wrap is not None else receiver
-        signal.connect(target, weak=False)
+        signal.connect(target, weak=False, **options)
         connected.append((signal, target))
 
     def disconnect() -> None:

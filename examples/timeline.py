@@ -112,6 +112,9 @@ class Exchange:
             events.append((fired.at, block))
         for entry in self.logs:
             events.append((entry.at, [f"  {ms(entry.at)} ms  log {entry.logger}: {entry.message}"]))
+        if self.answered_at is not None and self.spans:
+            # Where the response left, among receivers that may end after it (background).
+            events.append((self.answered_at, [f"  {ms(self.answered_at)} ms  <- answer received"]))
         events.sort(key=lambda event: event[0])
         return lines + [line for _, block in events for line in block]
 
@@ -236,6 +239,8 @@ class Timeline:
                 return value
             finally:
                 span.end = self.clock()
+                # A background receiver ends after its request's signals: wake waiters.
+                self._changed()
 
         # The asignal logger names receivers by qualified name: keep the original's.
         traced.__name__ = label

@@ -97,6 +97,9 @@ def test_every_applicable_cell_is_a_number(smoke: tuple[str, Path, dict[str, Any
         (r["case"], r["backend"], x) for r in _rows(report, "bg") for x in LIBS[1:3]
     }
     expected_missing |= {
+        (r["case"], r["backend"], x) for r in _rows(report, "bgr") for x in LIBS[1:3]
+    }
+    expected_missing |= {
         (r["case"], r["backend"], x) for r in _rows(report, "nats") for x in LIBS[1:3]
     }
     expected_missing |= {
@@ -144,6 +147,19 @@ def test_background_case_compares_each_path_with_start_soon(
             assert row["cells"]["asignal"] > 0
             assert row["cells"]["floor"] > 0
             assert [c["label"] for c in row["checks"]] == ["a/f≤1.5"]
+
+
+def test_background_request_case_compares_with_the_bare_app(
+    smoke: tuple[str, Path, dict[str, Any]],
+) -> None:
+    _, _, report = smoke
+    for backend in ("asyncio", "trio"):
+        rows = _rows(report, "bgr", backend)
+        assert [r["title"].rsplit(" ", 1)[1] for r in rows] == ["background", "awaited"]
+        for row in rows:
+            assert row["cells"]["asignal"] > 0
+            assert row["cells"]["floor"] > 0
+        assert [c["label"] for c in rows[0]["checks"]] == ["a/f≤1.1"]
 
 
 def test_the_import_case_compares_fresh_interpreters(

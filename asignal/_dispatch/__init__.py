@@ -12,7 +12,10 @@ Each file reads on its own:
   entered at the hand-off; a nursery opened before the tier starts);
 - ``_plain.py``: ``_sequential``, ``_limit``, per-receiver timeouts and
   ``_sync_wrapper``, on anyio;
-- ``_sync.py``: ``send()`` with coroutine receivers (``_async_wrapper``).
+- ``_sync.py``: ``send()`` with coroutine receivers (``_async_wrapper``) or background
+  ones;
+- ``_background_send.py``: background receivers scheduled on the current runner, and
+  ``Signal.send_background``.
 
 Nothing here imports asyncio, trio, anyio or logging at import time.
 """
@@ -23,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .._receivers import check_timeout
-from . import _asyncio, _trio
+from . import _asyncio, _background_send, _trio
 from ._asyncio import resume, resume_single
 from ._common import (
     ErrorPolicy,
@@ -88,6 +91,27 @@ async def dispatch(
 ) -> list[Result]:
     """Run ``plan``'s receivers for one ``send_async`` that ``Signal.send_async`` did not
     finish on its fast paths; see :meth:`Signal.send_async`."""
+    foreground = plan.foreground
+    if foreground is not None:
+        # Scheduled first, before any receiver runs: no runner raises before any does.
+        slots = await _background_send.schedule_async(signal, plan, sender, kwargs)
+        results = (
+            await dispatch(
+                signal,
+                foreground,
+                sender,
+                kwargs,
+                sync_wrapper=sync_wrapper,
+                sequential=sequential,
+                send_timeout=send_timeout,
+                receiver_timeout=receiver_timeout,
+                limit=limit,
+                collect=collect,
+            )
+            if foreground.entries
+            else []
+        )
+        return _background_send.merge(plan, results, slots)
     if (
         sequential
         or limit is not None

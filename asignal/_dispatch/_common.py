@@ -80,7 +80,9 @@ class Plan:
 
     __slots__ = (
         "async_counts",
+        "background",
         "entries",
+        "foreground",
         "getters",
         "has_async",
         "has_sync",
@@ -88,6 +90,7 @@ class Plan:
         "single",
         "tiers",
         "timed",
+        "wrapped",
     )
 
     def __init__(self, records: list[Record]) -> None:
@@ -105,8 +108,23 @@ class Plan:
         self.has_async = any(self.async_counts)
         self.has_sync = any(not r.is_async for r in records)
         self.timed = any(r.timeout is not None for r in records)
-        #: One tier, no per-receiver timeouts: ``send_async`` may start it inline.
-        self.simple = len(tiers) == 1 and not self.timed
+        #: ``(index in entries, entry)`` of each background receiver: a send schedules
+        #: them and runs :attr:`foreground`, the plan of the rest. Computed here so that
+        #: a plan without background receivers pays nothing for them on a send.
+        self.background: tuple[tuple[int, Entry], ...] = tuple(
+            (i, e) for i, e in enumerate(self.entries) if e[2].background
+        )
+        #: ``None`` without background receivers, never ``self``: a plan referring to
+        #: itself would be cyclic garbage once a connect or disconnect drops it.
+        self.foreground: Plan | None = (
+            Plan([r for r in records if not r.background]) if self.background else None
+        )
+        #: ``send()`` cannot just call each receiver: some are coroutine receivers or
+        #: background ones (see ``_sync.py``).
+        self.wrapped = self.has_async or bool(self.background)
+        #: One tier, no per-receiver timeouts, nothing to schedule: ``send_async`` may
+        #: start it inline.
+        self.simple = len(tiers) == 1 and not self.timed and not self.background
         #: Just one receiver, a coroutine one, without a timeout of its own.
         self.single = self.simple and len(records) == 1 and records[0].is_async
 
