@@ -1,20 +1,9 @@
-"""Background work: supervised, bounded fire-and-forget calls, drained on exit.
+"""Background work: supervised, bounded fire-and-forget calls, drained on exit
+(:class:`BackgroundRunner`).
 
-Which runner is *current* (:func:`current_runner`):
-
-1. the runner made current in this context by ``async with runner:`` (for its body) or by
-   :meth:`BackgroundRunner.activate`, unless it has finished exiting;
-2. otherwise, on a thread that runs an event loop, the most recently entered runner that
-   is still open on that same event loop. This is how a request task of a server, which
-   is not a child of the task that entered the app's runner in its lifespan (and so does
-   not inherit its context variables), still finds the app's runner;
-3. otherwise, on a thread that runs no event loop (an anyio worker thread, such as the
-   one that runs a FastAPI sync endpoint, or a plain thread), the most recently entered
-   runner still open in the process.
-
-Rules 2 and 3 can only guess when several runners are open at once (several apps in one
-process); adapters therefore activate their app's runner for every connection they handle,
-so that rule 1 applies inside a request.
+Which runner is current is decided in ``asignal._runner_current``; the values a runner
+hands out (:class:`Scheduled`, :class:`BackgroundStats`, :data:`DEFAULT`) are defined in
+``asignal._background_types``. Both are re-exported here.
 """
 
 from __future__ import annotations
@@ -31,7 +20,11 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from . import _observe
+from ._background_types import DEFAULT as DEFAULT
+from ._background_types import BackgroundStats, Scheduled, _Default
 from ._receivers import check_timeout
+from ._runner_current import _Activation, _current, _open, current_runner, require_runner
+from ._runner_current import _loop_token as _loop_token
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -40,79 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["BackgroundRunner", "BackgroundStats", "Scheduled", "current_runner", "require_runner"]
 
 logger: Final = logging.getLogger("asignal")
-
-
-class _Default:
-    """Type of :data:`DEFAULT`: "use the runner's ``default_timeout``"."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<runner default>"
-
-
-#: The ``timeout=`` of :meth:`BackgroundRunner.schedule` when none is given: the runner's
-#: ``default_timeout``. Pass ``None`` for no limit at all.
-DEFAULT: Final = _Default()
-
-_current: contextvars.ContextVar[BackgroundRunner | None] = contextvars.ContextVar(
-    "asignal_background_runner", default=None
-)
-#: Runners entered and not yet finished exiting, oldest first (the fallback of rule 2/3).
-_open: list[BackgroundRunner] = []
-
-
-class Scheduled:
-    """What a send returns for a background receiver instead of its eventual value: the
-    call was handed to ``runner`` (``None`` when it runs without one, e.g. after the
-    response of an app served without a lifespan) under ``name``.
-    """
-
-    __slots__ = ("name", "runner")
-
-    def __init__(self, runner: BackgroundRunner | None, name: str) -> None:
-        #: The :class:`BackgroundRunner` the call runs on, or ``None``.
-        self.runner: BackgroundRunner | None = runner
-        #: The receiver's qualified name, or the name the call was scheduled under.
-        self.name: str = name
-
-    def __repr__(self) -> str:
-        return f"<Scheduled {self.name}>"
-
-
-class BackgroundStats:
-    """Counts of a :class:`BackgroundRunner`'s calls since it was created.
-
-    Once the runner has exited, ``scheduled == completed + failed + timed_out +
-    cancelled``; ``dropped`` calls were never scheduled.
-    """
-
-    # A plain class, not a dataclass: building a dataclass costs import time.
-    __slots__ = ("cancelled", "completed", "dropped", "failed", "scheduled", "timed_out")
-    _FIELDS: Final = ("scheduled", "completed", "failed", "timed_out", "cancelled", "dropped")
-
-    def __init__(self) -> None:
-        #: Calls accepted.
-        self.scheduled: int = 0
-        #: Calls that returned (their value is discarded).
-        self.completed: int = 0
-        #: Calls that raised an exception (logged).
-        self.failed: int = 0
-        #: Calls cancelled by their timeout (logged).
-        self.timed_out: int = 0
-        #: Calls still pending when the drain ran out of time, cancelled and logged by name.
-        self.cancelled: int = 0
-        #: Calls refused because the runner was full (sync callers only) or not accepting
-        #: (not entered yet, draining, or exited); logged.
-        self.dropped: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        """The counters by name, in the order above."""
-        return {name: getattr(self, name) for name in self._FIELDS}
-
-    def __repr__(self) -> str:
-        counts = ", ".join(f"{k}={v}" for k, v in self.as_dict().items())
-        return f"BackgroundStats({counts})"
 
 
 class _Waiter:
@@ -124,19 +44,6 @@ class _Waiter:
     def __init__(self) -> None:
         self.event = anyio.Event()
         self.granted = False
-
-
-class _Activation:
-    __slots__ = ("runner", "token")
-
-    def __init__(self, runner: BackgroundRunner) -> None:
-        self.runner = runner
-
-    def __enter__(self) -> None:
-        self.token = _current.set(self.runner)
-
-    def __exit__(self, *exc_info: object) -> None:
-        _current.reset(self.token)
 
 
 def _check_max_pending(value: int) -> int:
@@ -523,53 +430,3 @@ class BackgroundRunner:
         self.stats.dropped += 1
         _observe.background_dropped(name)  # observation hook: see asignal/_observe/
         logger.warning("background call %s dropped: %s", name, self._refusal())
-
-
-def _loop_token() -> object | None:
-    """The running event loop's native token in this thread (None: no loop here)."""
-    from anyio.lowlevel import current_token
-
-    try:
-        return current_token().native_token
-    except Exception:
-        return None
-
-
-def current_runner() -> BackgroundRunner | None:
-    """The current :class:`BackgroundRunner`, or ``None``; see the module's rules (the
-    runner of ``async with``/``activate()`` in this context, else the most recently
-    entered one open on this thread's event loop, else, on a thread without an event
-    loop, the most recently entered one still open in the process)."""
-    runner = _current.get()
-    if runner is not None and not runner._finished:
-        return runner
-    if not _open:
-        return None
-    open_now = tuple(_open)
-    native = _loop_token()
-    if native is None:
-        return open_now[-1]
-    for candidate in reversed(open_now):
-        token = candidate._token
-        if token is not None and token.native_token is native:
-            return candidate
-    return None
-
-
-def require_runner(what: str) -> BackgroundRunner:
-    """The current runner (as :func:`current_runner`), for ``what`` that has to schedule.
-
-    :param what: names who needs it in the error, e.g. ``"background receiver
-        app.on_login of signal 'user-logged-in'"``.
-    :raises RuntimeError: no runner is current; the message names ``what`` and says how
-        to get one.
-    """
-    runner = current_runner()
-    if runner is None:
-        raise RuntimeError(
-            f"{what} needs a background runner, and none is running here. Run the code "
-            "inside 'async with asignal.BackgroundRunner():' (or 'with runner.activate():'"
-            " for a runner entered elsewhere), or serve the app with an asignal adapter "
-            "installed, which runs one for the app's lifespan."
-        )
-    return runner

@@ -144,7 +144,7 @@ class SignalMiddleware:
                 if call is None:
                     # Nobody listens: the app's own stack with the server's callables.
                     # Code in it finds the lifespan runner as the one open on this loop
-                    # (see asignal._background); activating it would cost every request.
+                    # (see asignal._runner_current); activating it would cost every request.
                     await self.app(scope, receive, send)
                     return
                 with runner.activate():
