@@ -23,9 +23,9 @@ from ._dispatch import (
     check_errors,
     check_limit,
     collected,
+    collectible,
     dispatch,
     inline,
-    own_cancellation,
     resume,
     resume_single,
     send_wrapped,
@@ -412,12 +412,8 @@ class Signal(Registry):
                     pending = run(coro.send, None)
                 except StopIteration as stop:
                     return [(receiver, stop.value)]
-                except Exception as exc:
-                    if not collect:
-                        raise
-                    return [(receiver, collected(self, receiver, exc))]
                 except BaseException as exc:
-                    if not collect or not own_cancellation(exc):
+                    if not collectible(exc, collect):
                         raise
                     return [(receiver, collected(self, receiver, exc))]
                 return await resume_single(

@@ -22,8 +22,8 @@ from ._common import (
     Plan,
     Result,
     collected,
+    collectible,
     expired,
-    own_cancellation,
     send_expired,
 )
 from ._inline import drive
@@ -168,12 +168,8 @@ async def resume_single(
             value = expired(signal, receiver, send_timeout or 0.0, log=True)
         else:
             raise send_expired(signal, send_timeout or 0.0) from None
-    except Exception as exc:
-        if not collect:
-            raise
-        value = collected(signal, receiver, exc)
     except BaseException as exc:
-        if not collect or not own_cancellation(exc):
+        if not collectible(exc, collect):
             raise
         value = collected(signal, receiver, exc)
     return [(receiver, value)]

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .._signal import Signal
 
 __all__ = [
+    "collectible",
     "PENDING",
     "Entry",
     "ErrorPolicy",
@@ -174,6 +175,14 @@ def collected(signal: Signal, receiver: Any, exc: BaseException) -> BaseExceptio
         exc_info=exc,
     )
     return exc
+
+
+def collectible(exc: BaseException, collect: bool) -> bool:
+    """Whether the collect policy turns ``exc``, raised by a receiver, into that
+    receiver's value: any ``Exception``, and a cancellation the receiver raised itself
+    (:func:`own_cancellation`). Anything else (a real cancellation, ``KeyboardInterrupt``)
+    goes on, as it does under the raise policy."""
+    return collect and (isinstance(exc, Exception) or own_cancellation(exc))
 
 
 def own_cancellation(exc: BaseException) -> bool:

@@ -14,7 +14,7 @@ import types
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._common import Entry, Result, collected, own_cancellation
+from ._common import Entry, Result, collected, collectible, own_cancellation
 
 if TYPE_CHECKING:
     from .._signal import Signal
@@ -76,12 +76,8 @@ async def inline(
                     value = await receiver(sender, **kwargs)
                 else:
                     value = receiver(sender, **kwargs)
-            except Exception as exc:
-                if not collect:
-                    raise
-                value = collected(signal, receiver, exc)
             except BaseException as exc:
-                if not collect or not own_cancellation(exc):
+                if not collectible(exc, collect):
                     raise
                 value = collected(signal, receiver, exc)
             results.append((receiver, value))
@@ -92,12 +88,8 @@ async def inline(
                 continue
             try:
                 value = await receiver(sender) if is_async else receiver(sender)
-            except Exception as exc:
-                if not collect:
-                    raise
-                value = collected(signal, receiver, exc)
             except BaseException as exc:
-                if not collect or not own_cancellation(exc):
+                if not collectible(exc, collect):
                     raise
                 value = collected(signal, receiver, exc)
             results.append((receiver, value))

@@ -25,8 +25,8 @@ from ._common import (
     Plan,
     Result,
     collected,
+    collectible,
     expired,
-    own_cancellation,
     send_expired,
 )
 from ._inline import drive
@@ -120,12 +120,8 @@ async def single_on_trio(
                 value = stop.value
             else:
                 value = await drive(coro, pending, step)
-        except Exception as exc:
-            if not collect:
-                raise
-            value = collected(signal, receiver, exc)
         except BaseException as exc:
-            if not collect or not own_cancellation(exc):
+            if not collectible(exc, collect):
                 raise
             value = collected(signal, receiver, exc)
     if scope.cancelled_caught:
