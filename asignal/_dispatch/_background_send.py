@@ -45,43 +45,38 @@ def _name(signal: Signal, receiver: Any) -> str:
     return f"receiver {describe(receiver)} of signal {label(signal)}"
 
 
-def _prepare(signal: Signal, plan: Plan) -> tuple[BackgroundRunner | None, list[Any]]:
-    """The live background receivers (``None`` for collected ones) and the runner, found
-    before any receiver runs. Raises ``RuntimeError`` naming the first receiver when no
-    runner is current."""
-    receivers = [get() for _, (get, _, _) in plan.background]
-    first = next((r for r in receivers if r is not None), None)
-    if first is None:
-        return None, receivers
-    from .._background import require_runner
-
-    return require_runner(f"background receiver {_name(signal, first)}"), receivers
+#: One background call to schedule: ``(index in plan.entries, receiver, the coroutine
+#: function that calls it, its timeout, the name the runner logs it under)``.
+_Call = tuple[int, Any, Callable[..., Any], Any, str]
 
 
-def _call(plan: Plan, i: int) -> tuple[Callable[..., Any], Any]:
-    entry = plan.background[i][1]
-    record = entry[2]
-    from .._background import DEFAULT
+def _calls(signal: Signal, plan: Plan) -> tuple[BackgroundRunner | None, list[_Call]]:
+    """The runner and the calls for ``plan``'s live background receivers, found before
+    any receiver runs (no live one: ``(None, [])``). Raises ``RuntimeError`` naming the
+    first receiver when no runner is current."""
+    from .._background import DEFAULT, require_runner
 
-    return (_call_async if entry[1] else _call_sync), (
-        record.timeout if record.timeout is not None else DEFAULT
-    )
+    calls: list[_Call] = []
+    for index, (get, is_async, record) in plan.background:
+        receiver = get()
+        if receiver is not None:
+            fn = _call_async if is_async else _call_sync
+            timeout = record.timeout if record.timeout is not None else DEFAULT
+            calls.append((index, receiver, fn, timeout, _name(signal, receiver)))
+    if not calls:
+        return None, calls
+    return require_runner(f"background receiver {calls[0][4]}"), calls
 
 
 def schedule_nowait(signal: Signal, plan: Plan, sender: Any, kwargs: dict[str, Any]) -> list[Slot]:
     """Schedule ``plan``'s background receivers for ``send()``: a full runner drops the
     call (counted and logged by the runner; its value is ``None``)."""
-    runner, receivers = _prepare(signal, plan)
+    runner, calls = _calls(signal, plan)
     slots: list[Slot] = []
-    if runner is None:
-        return slots
-    for i, receiver in enumerate(receivers):
-        if receiver is not None:
-            fn, timeout = _call(plan, i)
-            scheduled = runner.schedule_nowait(
-                fn, receiver, sender, kwargs, name=_name(signal, receiver), timeout=timeout
-            )
-            slots.append((plan.background[i][0], receiver, scheduled))
+    for index, receiver, fn, timeout, name in calls:
+        assert runner is not None
+        scheduled = runner.schedule_nowait(fn, receiver, sender, kwargs, name=name, timeout=timeout)
+        slots.append((index, receiver, scheduled))
     return slots
 
 
@@ -91,24 +86,20 @@ async def schedule_async(
     """Schedule ``plan``'s background receivers for ``send_async()``: a full runner
     makes the sender wait for room. A runner that stops accepting meanwhile drops the
     call (its value is ``None``)."""
-    runner, receivers = _prepare(signal, plan)
+    runner, calls = _calls(signal, plan)
     slots: list[Slot] = []
-    if runner is None:
-        return slots
-    for i, receiver in enumerate(receivers):
-        if receiver is not None:
-            fn, timeout = _call(plan, i)
-            name = _name(signal, receiver)
-            scheduled: Scheduled | None
-            try:
-                scheduled = await runner.schedule(
-                    fn, receiver, sender, kwargs, name=name, timeout=timeout
-                )
-            except RuntimeError:
-                if runner.accepting:
-                    raise
-                scheduled = None  # dropped: the runner counted and logged it
-            slots.append((plan.background[i][0], receiver, scheduled))
+    for index, receiver, fn, timeout, name in calls:
+        assert runner is not None
+        scheduled: Scheduled | None
+        try:
+            scheduled = await runner.schedule(
+                fn, receiver, sender, kwargs, name=name, timeout=timeout
+            )
+        except RuntimeError:
+            if runner.accepting:
+                raise
+            scheduled = None  # dropped: the runner counted and logged it
+        slots.append((index, receiver, scheduled))
     return slots
 
 
