@@ -102,7 +102,7 @@ class Signal(Connecting):
             check_wrapper(_async_wrapper, "_async_wrapper", "a coroutine receiver into a sync one")
         if kwargs:
             for key in kwargs:
-                if "_" <= key < "`":  # starts with "_": see send_async
+                if key < "`" and key >= "_":  # starts with "_": see send_async
                     check_underscored(key, SEND_OPTIONS, "send")
         plan = self._any_only
         if plan is None:
@@ -203,8 +203,9 @@ class Signal(Connecting):
             check_wrapper(_sync_wrapper, "_sync_wrapper", "a sync receiver into an async one")
         if kwargs:
             for key in kwargs:
-                # Starts with "_" ("`" follows "_"): two compares, no slice.
-                if "_" <= key < "`":
+                # Starts with "_" ("`" follows "_"): no slice, and one compare for
+                # the usual lowercase payload names.
+                if key < "`" and key >= "_":
                     check_underscored(key, SEND_ASYNC_OPTIONS, "send_async")
         plan = self._any_only
         if plan is None:
