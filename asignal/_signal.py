@@ -196,9 +196,14 @@ class Signal(Connecting):
             _receiver_timeout = check_timeout(_receiver_timeout, "_receiver_timeout")
         if _limit is not None:
             _limit = check_limit(_limit)
-        collect = _errors == "collect"
-        if not collect and _errors != "raise":
-            check_errors(_errors)
+        # One compare for the default policy (a compare that feeds a branch is the
+        # specialised kind; one stored as a bool is not).
+        if _errors == "raise":
+            collect = False
+        elif _errors == "collect":
+            collect = True
+        else:
+            collect = check_errors(_errors) == "collect"  # raises ValueError
         if _sync_wrapper is not None:
             check_wrapper(_sync_wrapper, "_sync_wrapper", "a sync receiver into an async one")
         if kwargs:
