@@ -1,23 +1,24 @@
 """``Signal``, ``NamedSignal``, ``Namespace``, ``signal()`` and ``ANY``: blinker's API,
 with a concurrent ``send_async``.
 
-The bookkeeping (who is connected to which sender, the cached plan of each sender) is in
-``_registry.py``; the engine that runs the receivers of a send in ``_dispatch/``. What
-stays here is the public surface, and the fast paths of ``send`` and ``send_async``,
+``Signal`` is the senders' side, on top of the receivers' side that it inherits
+(``_connecting.py``: connect, disconnect, muting, lookups, the meta-signals) and the
+bookkeeping under both (``_registry.py``: who is connected to which sender, the cached
+plan of each sender); the engine that runs the receivers of a send is in ``_dispatch/``.
+What stays here is the class itself and the fast paths of ``send`` and ``send_async``,
 inlined in them because every call frame counts there.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable, Generator, Hashable
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Hashable
 from contextvars import copy_context
-from functools import cached_property
 from time import monotonic
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 
 from . import _observe
+from ._connecting import Connecting
 from ._dispatch import (
     ErrorPolicy,
     check_errors,
@@ -33,18 +34,7 @@ from ._dispatch import (
 )
 from ._dispatch._background_send import send_background as _send_background
 from ._options import SEND_ASYNC_OPTIONS, SEND_OPTIONS, check_underscored, check_wrapper
-from ._receivers import (
-    ANY,
-    ANY_KEY,
-    KEYED_SPECIALLY,
-    Record,
-    check_timeout,
-    make_record,
-    receiver_id,
-    sender_key,
-)
-from ._registry import Registry
-from ._weak_warning import connect_site
+from ._receivers import ANY, KEYED_SPECIALLY, Record, check_timeout
 
 if TYPE_CHECKING:
     from ._background import Scheduled
@@ -52,15 +42,13 @@ if TYPE_CHECKING:
 
 __all__ = ["ANY", "NamedSignal", "Namespace", "Signal", "default_namespace", "signal"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 _SECONDS: Final = frozenset({int, float})
 #: The largest number of seconds the fast check lets through: beyond it an int cannot
 #: become a float, and the full check explains why.
 _MAX_SECONDS: Final = sys.float_info.max
 
 
-class Signal(Registry):
+class Signal(Connecting):
     """A notification emitter: receivers connect to it, senders send through it.
 
     A drop-in for blinker's ``Signal`` (1.9): the same methods, arguments and return
@@ -73,20 +61,6 @@ class Signal(Registry):
     #: An alias of :data:`asignal.ANY`, as ``blinker.Signal.ANY``.
     ANY = ANY
 
-    @cached_property
-    def receiver_connected(self) -> Signal:
-        """Sent at the end of each :meth:`connect`, with ``sender`` = this signal and
-        kwargs ``receiver``, ``sender`` and ``weak``: the arguments of the call (as
-        blinker's)."""
-        return Signal(doc="Emitted after a receiver connects.")
-
-    @cached_property
-    def receiver_disconnected(self) -> Signal:
-        """Sent at the end of each explicit :meth:`disconnect`, with ``sender`` = this
-        signal and kwargs ``receiver`` and ``sender`` (as blinker's). Not sent when a
-        weakly held receiver is collected: it no longer exists to be passed."""
-        return Signal(doc="Emitted after a receiver disconnects.")
-
     def __init__(self, doc: str | None = None) -> None:
         if doc:
             self.__doc__ = doc
@@ -96,152 +70,6 @@ class Signal(Registry):
         #: While true, sends call no receiver and return ``[]`` (see :meth:`muted`).
         self.is_muted: bool = False
         super().__init__()
-
-    # --- connecting ---------------------------------------------------------------------
-
-    def connect(
-        self,
-        receiver: F,
-        sender: Any = ANY,
-        weak: bool = True,
-        *,
-        priority: float = 0,
-        timeout: float | None = None,
-        background: bool = False,
-    ) -> F:
-        """Connect ``receiver`` to be called when this signal is sent by ``sender``.
-
-        As blinker's ``connect``: ``receiver`` is called as ``receiver(sender,
-        **kwargs)``; ``sender`` is an object or :data:`ANY` (every sender), and a receiver
-        connected to ``ANY`` and to a sender is called once per send; with ``weak=True``
-        the receiver is held by a weak reference and disconnected when it is collected
-        (set ``weak=False`` for lambdas and functions defined inside functions).
-        Connecting a connected receiver again adds ``sender``, and ``weak``, ``priority``,
-        ``timeout`` and ``background`` take the new values.
-
-        :param priority: receivers with a higher priority are called first; in
-            :meth:`send_async`, each priority tier finishes before the next starts.
-            Equal priorities keep connection order.
-        :param timeout: seconds :meth:`send_async` lets this receiver run before it is
-            cancelled (``None``: no limit; a background receiver: the runner's
-            ``default_timeout``).
-        :param background: never awaited by a send: every send (``send``,
-            ``send_async``, adapters) schedules it on the current
-            :class:`~asignal.BackgroundRunner`, in a copy of the sender's context, and
-            its value in the result list is that :class:`~asignal.Scheduled` (``None``
-            when a full runner dropped a ``send``'s call; ``send_async`` waits for room).
-            Its exception is logged with its and the signal's name, never raised. A send
-            without a runner raises ``RuntimeError`` before any receiver runs.
-        :returns: ``receiver``, so ``connect`` works as a decorator.
-        :raises TypeError: ``receiver`` is not callable, or cannot be held weakly;
-            ``background`` is not a bool.
-        :raises ValueError: ``timeout`` is negative or NaN, or ``priority`` is NaN.
-        """
-        key = ANY_KEY if sender is ANY else sender_key(sender)
-        record = make_record(
-            receiver,
-            weak=weak,
-            priority=priority,
-            timeout=timeout,
-            on_collected=self._receiver_collected,
-            background=background,
-        )
-        if weak:
-            record.connected_at = connect_site(receiver)
-        self._add(record, key, sender)
-        if "receiver_connected" in self.__dict__ and self.receiver_connected.receivers:
-            try:
-                self.receiver_connected.send(self, receiver=receiver, sender=sender, weak=weak)
-            except TypeError:
-                # As blinker: a meta-receiver that refuses the connection undoes it.
-                self.disconnect(receiver, sender)
-                raise
-        return receiver
-
-    def connect_via(
-        self,
-        sender: Any,
-        weak: bool = False,
-        *,
-        priority: float = 0,
-        timeout: float | None = None,
-        background: bool = False,
-    ) -> Callable[[F], F]:
-        """Decorator form of :meth:`connect` for a given ``sender``. Holds the receiver
-        strongly by default, as blinker's ``connect_via``. For example:
-
-        ```python
-        @sig.connect_via(app)
-        async def on_app_event(sender, **kwargs): ...
-        ```
-        """
-
-        def decorator(fn: F) -> F:
-            self.connect(
-                fn, sender, weak, priority=priority, timeout=timeout, background=background
-            )
-            return fn
-
-        return decorator
-
-    @contextmanager
-    def connected_to(
-        self,
-        receiver: Callable[..., Any],
-        sender: Any = ANY,
-        *,
-        priority: float = 0,
-        timeout: float | None = None,
-        background: bool = False,
-    ) -> Generator[None, None, None]:
-        """Context manager that connects ``receiver`` (strongly) for the block and
-        disconnects it on exit, even when the block raises (as blinker's). Options as
-        :meth:`connect`'s."""
-        self.connect(
-            receiver, sender, False, priority=priority, timeout=timeout, background=background
-        )
-        try:
-            yield None
-        finally:
-            self.disconnect(receiver)
-
-    @contextmanager
-    def muted(self) -> Generator[None, None, None]:
-        """Context manager during which sends call no receiver and return ``[]`` (as
-        blinker's). Nests: the previous state comes back on exit."""
-        previous = self.is_muted
-        self.is_muted = True
-        try:
-            yield None
-        finally:
-            self.is_muted = previous
-
-    def disconnect(self, receiver: Callable[..., Any], sender: Any = ANY) -> None:
-        """Disconnect ``receiver`` from ``sender``; with ``sender=ANY``, from every sender
-        (as blinker's). Disconnecting what is not connected does nothing. A receiver left
-        with no sender is forgotten entirely."""
-        self._discard(receiver_id(receiver), ANY_KEY if sender is ANY else sender_key(sender))
-        if "receiver_disconnected" in self.__dict__ and self.receiver_disconnected.receivers:
-            self.receiver_disconnected.send(self, receiver=receiver, sender=sender)
-
-    # --- looking up -----------------------------------------------------------------------
-
-    def receivers_for(self, sender: Any) -> Generator[Callable[..., Any], None, None]:
-        """Yield the live receivers that a send by ``sender`` calls, in dispatch order
-        (priority, then connection order). As blinker's, plus that order."""
-        if self.receivers:
-            for get, _, _ in self._plan(sender).entries:
-                receiver = get()
-                if receiver is not None:
-                    yield receiver
-
-    def has_receivers_for(self, sender: Any) -> bool:
-        """Whether a send by ``sender`` would call at least one receiver connected to it
-        or to ``ANY`` (as blinker's; weakly held receivers that died an instant ago may
-        still count). About one dict lookup."""
-        if not self.receivers:
-            return False
-        return bool(self._plan(sender).entries)
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -274,7 +102,7 @@ class Signal(Registry):
             check_wrapper(_async_wrapper, "_async_wrapper", "a coroutine receiver into a sync one")
         if kwargs:
             for key in kwargs:
-                if "_" <= key < "`":  # starts with "_": see send_async
+                if key < "`" and key >= "_":  # starts with "_": see send_async
                     check_underscored(key, SEND_OPTIONS, "send")
         plan = self._any_only
         if plan is None:
@@ -368,15 +196,21 @@ class Signal(Registry):
             _receiver_timeout = check_timeout(_receiver_timeout, "_receiver_timeout")
         if _limit is not None:
             _limit = check_limit(_limit)
-        collect = _errors == "collect"
-        if not collect and _errors != "raise":
-            check_errors(_errors)
+        # One compare for the default policy (a compare that feeds a branch is the
+        # specialised kind; one stored as a bool is not).
+        if _errors == "raise":
+            collect = False
+        elif _errors == "collect":
+            collect = True
+        else:
+            collect = check_errors(_errors) == "collect"  # raises ValueError
         if _sync_wrapper is not None:
             check_wrapper(_sync_wrapper, "_sync_wrapper", "a sync receiver into an async one")
         if kwargs:
             for key in kwargs:
-                # Starts with "_" ("`" follows "_"): two compares, no slice.
-                if "_" <= key < "`":
+                # Starts with "_" ("`" follows "_"): no slice, and one compare for
+                # the usual lowercase payload names.
+                if key < "`" and key >= "_":
                     check_underscored(key, SEND_ASYNC_OPTIONS, "send_async")
         plan = self._any_only
         if plan is None:
@@ -392,7 +226,8 @@ class Signal(Registry):
             return await _observe.send_async(self, plan, sender, kwargs, dispatch, collect, options)
         if not _sequential and _limit is None and _receiver_timeout is None:
             # The fast paths. on_trio() is inlined, and asked only when it matters: this
-            # is the hot path.
+            # is the hot path. trio cannot be running unless it was imported, and that
+            # dict lookup costs a quarter of reading sniffio's thread-local.
             if plan.single:
                 # One coroutine receiver: its first step right here, no driver at all.
                 receiver = plan.getters[0]()
@@ -400,6 +235,7 @@ class Signal(Registry):
                     return []
                 if (
                     _timeout is not None
+                    and "trio" in sys.modules
                     and (sn := sys.modules.get("sniffio")) is not None
                     and sn.thread_local.name == "trio"
                 ):
@@ -422,7 +258,11 @@ class Signal(Registry):
             if (
                 plan.simple
                 and (_sync_wrapper is None or not plan.has_sync)
-                and ((sn := sys.modules.get("sniffio")) is None or sn.thread_local.name != "trio")
+                and (
+                    "trio" not in sys.modules
+                    or (sn := sys.modules.get("sniffio")) is None
+                    or sn.thread_local.name != "trio"
+                )
             ):
                 # On asyncio: run the receivers inline, right here, until one suspends;
                 # only then build the machinery to run the rest beside it. (Inline in

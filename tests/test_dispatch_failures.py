@@ -270,6 +270,8 @@ async def test_a_failing_receiver_leaves_no_cycle(
         ((fails_later, returns), {"_timeout": 30}),
         ((fails_later,), {}),
         ((fails_later, returns), {"_sequential": True}),
+        ((fails_later, returns), {"_limit": 2}),
+        ((fails_sync, returns), {"_limit": 2}),
     ],
     ids=[
         "inline",
@@ -279,6 +281,8 @@ async def test_a_failing_receiver_leaves_no_cycle(
         "hand-off-timeout",
         "single",
         "sequential",
+        "plain-limit",
+        "plain-limit-sync",
     ],
 )
 async def test_a_raised_failure_leaves_no_cycle(

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from asignal import Signal
+from asignal import ErrorPolicy, Signal
 from tests.dispatch_receivers import (
     DEADLOCK,
     Boom,
@@ -208,3 +208,75 @@ async def test_single_receiver_is_cancelled_with_its_sender() -> None:
             await hanging.started.wait()
             tg.cancel_scope.cancel()
     assert hanging.cancelled
+
+
+# --- a deadline already past: _timeout=0, an adapter's spent budget ------------------------
+
+
+async def at_once(sender: Any, **kwargs: Any) -> str:
+    return "at once"
+
+
+@pytest.mark.parametrize("errors", ["collect", "raise"])
+async def test_timeout_zero_runs_each_receiver_until_its_first_checkpoint(
+    errors: ErrorPolicy,
+) -> None:
+    # As the body of anyio's and trio's fail_after(0): code runs until it checkpoints,
+    # and is cancelled there; the same on both backends.
+    sig = Signal()
+    first, beside = Hanging(), Hanging()  # the second is started beside the first
+    sig.connect(instant)
+    sig.connect(at_once)
+    sig.connect(first, weak=False)
+    sig.connect(beside, weak=False)
+    with anyio.fail_after(DEADLOCK):
+        if errors == "raise":
+            with pytest.raises(TimeoutError, match="timed out after 0 s"):
+                await sig.send_async(_timeout=0)
+        else:
+            results = await sig.send_async(_timeout=0, _errors="collect")
+            assert results[:2] == [(instant, "instant"), (at_once, "at once")]
+            assert [r for r, _ in results[2:]] == [first, beside]
+            assert all(isinstance(value, TimeoutError) for _, value in results[2:])
+    for hanging in (first, beside):
+        assert hanging.started.is_set()
+        assert hanging.cancelled
+
+
+@pytest.mark.parametrize("errors", ["collect", "raise"])
+async def test_timeout_zero_with_a_single_receiver(errors: ErrorPolicy) -> None:
+    sig = Signal()
+    sig.connect(at_once)
+    assert await sig.send_async(_timeout=0.0, _errors=errors) == [(at_once, "at once")]
+    sig.disconnect(at_once)
+    hanging = Hanging()
+    sig.connect(hanging, weak=False)
+    with anyio.fail_after(DEADLOCK):
+        if errors == "raise":
+            with pytest.raises(TimeoutError):
+                await sig.send_async(_timeout=0.0)
+        else:
+            [(receiver, value)] = await sig.send_async(_timeout=0.0, _errors="collect")
+            assert receiver is hanging
+            assert isinstance(value, TimeoutError)
+    assert hanging.started.is_set()
+    assert hanging.cancelled
+
+
+async def test_timeout_zero_runs_the_first_tier_and_expires_the_later_ones() -> None:
+    # The send checks its deadline between tiers: a later tier that it passed before
+    # the tier started is not started.
+    sig = Signal()
+    later: list[str] = []
+
+    async def low(sender: Any) -> None:
+        later.append("ran")
+
+    sig.connect(at_once, priority=1)
+    sig.connect(instant, priority=1)
+    sig.connect(low)
+    results = await sig.send_async(_timeout=0, _errors="collect")
+    assert results[:2] == [(at_once, "at once"), (instant, "instant")]
+    assert results[2][0] is low
+    assert isinstance(results[2][1], TimeoutError)
+    assert later == []

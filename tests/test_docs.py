@@ -79,9 +79,12 @@ def _public_modules(module: griffe.Module) -> Iterator[griffe.Module]:
 
 def public_names(root: Path, package: str) -> list[str]:
     """The dotted names a user can reach: every public module's ``__all__`` (its public,
-    locally defined members when it has none), and the public members of those classes.
-    Read statically by griffe, so a module whose optional dependency is missing counts."""
+    locally defined members when it has none), and the public members of those classes,
+    with what they inherit from a class not documented on its own (``Signal``'s
+    ``connect``, from a private base). Read statically by griffe, so a module whose
+    optional dependency is missing counts."""
     names: list[str] = []
+    classes: list[tuple[str, griffe.Class]] = []
     for module in _public_modules(griffe.load(package, search_paths=[root, *sys.path])):
         if module.exports is not None:
             exported = [str(name) for name in module.exports]
@@ -97,10 +100,23 @@ def public_names(root: Path, package: str) -> list[str]:
             target = module[name]
             if target.is_alias:
                 target = target.final_target
-            if target.is_class:
-                names.extend(
-                    f"{path}.{member}" for member in target.members if not member.startswith("_")
-                )
+            if isinstance(target, griffe.Class):
+                classes.append((path, target))
+    public_classes = {cls.canonical_path for _, cls in classes}
+    for path, cls in classes:
+        # What a public base class has is documented there (NamedSignal's send).
+        documented_above = {
+            member
+            for base in cls.mro()
+            if base.canonical_path in public_classes
+            for member in base.all_members
+        }
+        names.extend(
+            f"{path}.{member}"
+            for member in cls.all_members
+            if not member.startswith("_")
+            and (member in cls.members or member not in documented_above)
+        )
     return names
 
 
@@ -203,6 +219,7 @@ def test_every_public_name_has_a_rendered_description(site: Path) -> None:
     names = public_names(ROOT, "asignal")
     assert "asignal.signals.request_started" in names  # the walk itself finds them
     assert "asignal.Signal.is_muted" in names
+    assert "asignal.Signal.connect" in names  # inherited, from asignal._connecting
     undocumented = [name for name in names if not described.get(name)]
     assert sorted(set(undocumented) - PENDING) == [], "add each to docs/api.md, with a docstring"
     assert sorted(PENDING - set(undocumented)) == [], "documented now: remove from PENDING"

@@ -246,7 +246,9 @@ def failure_of(signal: Signal, failures: list[tuple[int, BaseException]]) -> Bas
 
 def on_trio() -> bool:
     """Whether the running backend is trio. trio marks sniffio's thread-local while it
-    steps its tasks (in guest mode too); without sniffio imported, trio cannot be
-    running."""
+    steps its tasks (in guest mode too); without trio (or sniffio) imported, trio cannot
+    be running, and asking ``sys.modules`` is cheaper than the thread-local."""
+    if "trio" not in sys.modules:
+        return False
     sniffio = sys.modules.get("sniffio")
     return sniffio is not None and sniffio.thread_local.name == "trio"

@@ -34,6 +34,12 @@ if TYPE_CHECKING:
 __all__ = ["Plain"]
 
 
+def _cancelled_exc_class() -> type[BaseException]:
+    import anyio
+
+    return anyio.get_cancelled_exc_class()
+
+
 class Plain:
     """``_sequential``, ``_limit``, per-receiver timeouts and ``_sync_wrapper``: every
     receiver starts inside the anyio scopes that bound it."""
@@ -193,6 +199,15 @@ class Plain:
             slots[index] = collected(self.signal, receiver, exc)
         except BaseException as exc:
             if not self.collect or not own_cancellation(exc):
+                if not self.sequential and isinstance(exc, _cancelled_exc_class()):
+                    # anyio's task group, on asyncio, re-raises the cancellation that
+                    # this child task ends with inside its done-callback, and keeps it
+                    # in a local there: a cycle (that frame, the exception, its
+                    # traceback) that would hold this frame and the receiver's, and so
+                    # the send's kwargs (a request), until the cyclic GC runs. The group
+                    # swallows the cancellation; its traceback shows nothing a user
+                    # debugs with. (A bare ``raise`` adds no entry for this frame.)
+                    exc.__traceback__ = None
                 raise
             slots[index] = collected(self.signal, receiver, exc)
         finally:

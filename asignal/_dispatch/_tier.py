@@ -78,13 +78,22 @@ class Send:
         now: Callable[[], float],
     ) -> Iterator[tuple[TierRun, bool, int]]:
         """Each tier's run in turn, with whether it has already begun (``first``, the
-        first tier's) and its number of coroutine receivers. A tier that the deadline
-        passed before it started is not run: its receivers are expired instead."""
-        for tier, async_count in zip(plan.tiers, plan.async_counts, strict=True):
+        first tier's) and its number of coroutine receivers. A later tier that the
+        deadline passed before it started is not run: its receivers are expired instead.
+
+        The first tier always runs, even under a deadline already past (``_timeout=0``,
+        an adapter's spent budget), as the body of anyio's and trio's
+        ``fail_after(0)`` does: each receiver runs until its first checkpoint, where it
+        is cancelled. Receivers that return without suspending keep their values, on
+        both backends alike (asyncio's inline fast path never checks the clock first).
+        """
+        for index, (tier, async_count) in enumerate(
+            zip(plan.tiers, plan.async_counts, strict=True)
+        ):
             if first is not None:
                 yield first, True, async_count
                 first = None
-            elif timeout is not None and now() >= self.deadline:
+            elif index and timeout is not None and now() >= self.deadline:
                 self._expire_unstarted(tier, timeout)
             else:
                 yield TierRun(self, tier), False, async_count
