@@ -9,6 +9,17 @@ Every request is compared with the run without receivers. The client reuses keep
 connections everywhere, as real clients do (``--close-after-error`` asks for
 ``Connection: close`` after the routes that end in an exception, as the test does).
 
+The ``control`` row has no receivers: a plain ASGI middleware in front of the app holds
+each request for the budget (``--hold`` to change it), as a hanging receiver does, so the
+requests arrive, wait and leave in the same waves. What it loses, the server loses under
+that load with asignal playing no part. uvicorn closes a keep-alive connection when an
+exception leaves the ASGI call after a complete response (the routes that raise, with or
+without receivers) and says nothing in that response; a client that reuses the connection
+first sends its next request into the close and gets "Server disconnected" or a reset.
+How often that race is lost depends on how soon the client reuses a connection, which
+held and bunched requests make sooner: compare the ``control`` and receiver rows with
+``--close-after-error``, where every close is announced, to see that no other loss is left.
+
 Printed per app and receiver kind: requests, lost / altered / other errors against the
 run without receivers, client latency (median, max), timeouts logged by asignal, the
 server's cyclic GC (runs, seconds, longest pause), growth after the warm-up batch (GC
@@ -34,8 +45,9 @@ from tests.faults.load import compare, plan, states
 from tests.faults.receivers import KINDS
 from tests.faults.scenario import Run, control, execute
 
-#: Receiver kinds of the runs; "all" connects every kind at once.
-RUN_KINDS = ("none", *KINDS, "all")
+#: Receiver kinds of the runs; "all" connects every kind at once; "control" none, with
+#: each request held for the budget by a plain ASGI middleware.
+RUN_KINDS = ("none", "control", *KINDS, "all")
 
 #: Column name, width and number format of the table.
 COLUMNS = (
@@ -72,7 +84,9 @@ async def _snapshot(client: httpx.AsyncClient, batch: int) -> None:
 
 def _soak(app: str, kind: str, args: argparse.Namespace, baseline: Run | None) -> Run:
     requests = plan(args.requests, close_after_error=args.close_after_error)
-    kinds: tuple[str, ...] = () if kind == "none" else KINDS if kind == "all" else (kind,)
+    kinds: tuple[str, ...] = (
+        () if kind in ("none", "control") else KINDS if kind == "all" else (kind,)
+    )
     return execute(
         app,
         kinds,
@@ -82,6 +96,7 @@ def _soak(app: str, kind: str, args: argparse.Namespace, baseline: Run | None) -
         churn=baseline is not None,
         batches=2,  # a warm-up batch, then the rest: memory is compared across the rest
         between=_snapshot,
+        hold=(args.budget if args.hold is None else args.hold) if kind == "control" else 0.0,
     )
 
 
@@ -136,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--apps", default=",".join(APPS), help="comma-separated")
     parser.add_argument("--kinds", default=",".join(RUN_KINDS), help="comma-separated")
     parser.add_argument("--close-after-error", action="store_true")
+    parser.add_argument(
+        "--hold", type=float, help="how long the control run holds each request, s (budget)"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args(argv)
     apps = [name for name in args.apps.split(",") if name]
