@@ -254,10 +254,16 @@ class Held:
 
     app: ASGIApp
     seconds: float
+    #: CPU seconds each request then burns in the loop, as receivers' work would.
+    cpu: float = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             await anyio.sleep(self.seconds)
+            if self.cpu:
+                until = time.process_time() + self.cpu
+                while time.process_time() < until:
+                    pass
         await self.app(scope, receive, send)
 
 
@@ -276,11 +282,13 @@ class AppSpec:
     #: close with or without receivers, so the load asks for ``Connection: close`` there.
     closes_after_error: bool = False
 
-    def make(self, *, timeout: float | None, hold: float = 0.0) -> tuple[Any, Observed]:
+    def make(
+        self, *, timeout: float | None, hold: float = 0.0, cpu: float = 0.0
+    ) -> tuple[Any, Observed]:
         """A fresh app with asignal installed, ``timeout`` (seconds, or ``None``) its
         per-request budget, and the wrapper to serve, holding each request ``hold``
-        seconds first (:class:`Held`) if not 0. Returns ``(app, served)``: the app is the
-        sender of every signal."""
+        seconds first, then burning ``cpu`` CPU seconds (:class:`Held`), if not 0.
+        Returns ``(app, served)``: the app is the sender of every signal."""
         app = self.build()
         if self.framework == "quart":
             from asignal.adapters.quart import install as install_quart
@@ -288,7 +296,7 @@ class AppSpec:
             install_quart(app, timeout=timeout)
         else:
             install_starlette(app, timeout=timeout)
-        return app, Observed(Held(app, hold) if hold else app)
+        return app, Observed(Held(app, hold, cpu) if hold or cpu else app)
 
 
 APPS: dict[str, AppSpec] = {
