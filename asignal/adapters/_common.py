@@ -77,7 +77,7 @@ class Budget:
     :param seconds: the whole budget, or ``None`` for no bound.
     """
 
-    __slots__ = ("clock", "depth", "left", "since")
+    __slots__ = ("clock", "cut", "depth", "left", "since")
 
     def __init__(self, seconds: float | None) -> None:
         #: Seconds left when no send is running; ``None`` for no bound.
@@ -89,6 +89,9 @@ class Budget:
         #: The event loop's clock, looked up once, when the first send starts: going
         #: through anyio's ``current_time`` costs about a microsecond a call.
         self.clock: Callable[[], float] | None = None
+        #: What collects the timeouts of this request's sends (:class:`CutOff`), made by
+        #: the first send and reused by the next ones: one object per request, not per send.
+        self.cut: CutOff | None = None
 
     def remaining(self) -> float | None:
         """Seconds left (>= 0), or ``None`` for a budget without a bound. Call it inside
@@ -235,8 +238,19 @@ class Emitter:
     async def _timed(
         self, signal: Signal, budget: Budget | None, kwargs: dict[str, Any]
     ) -> list[tuple[Any, Any]]:
-        timeout = self.timeout if budget is None else budget.start()
-        cut = CutOff(signal, timeout)
+        if budget is None:
+            timeout = self.timeout
+            cut = CutOff(signal, timeout)
+        else:
+            timeout = budget.start()
+            reused = budget.cut
+            if reused is None:
+                cut = budget.cut = CutOff(signal, timeout)
+            elif reused.open:
+                cut = CutOff(signal, timeout)  # a send made from inside another one
+            else:
+                cut = reused
+                cut.signal, cut.seconds, cut.open = signal, timeout, True
         token = timeout_reporter.set(cut)
         try:
             return await signal.send_async(
@@ -289,6 +303,7 @@ class CutOff:
         receivers = self.receivers
         if not receivers:
             return
+        self.receivers = []
         names = ", ".join(describe(receiver) for receiver in receivers)
         noun = "receiver" if len(receivers) == 1 else "receivers"
         seconds = self.seconds or 0.0
