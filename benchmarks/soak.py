@@ -9,12 +9,27 @@ Every request is compared with the run without receivers. The client reuses keep
 connections everywhere, as real clients do (``--close-after-error`` asks for
 ``Connection: close`` after the routes that end in an exception, as the test does).
 
+The ``control`` row has no receivers: a plain ASGI middleware in front of the app holds
+each request for the budget (``--hold`` to change it), as a hanging receiver does, so the
+requests arrive, wait and leave in the same waves. ``control-cpu`` then also burns
+``--hold-cpu`` seconds of CPU per request in the server's loop (default 1.5 ms, about
+what the receivers of the ``all`` row cost per request on a shared 2-core machine). What
+they lose, the server loses under that load with asignal playing no part.
+
+uvicorn closes a keep-alive connection when an exception leaves the ASGI call after a
+complete response (the routes that raise, with or without receivers), and that response
+does not say so; a client that reuses the connection before the close reaches it sends
+its next request into the close ("Server disconnected", or a reset). How often that race
+is lost depends on how soon the client reuses a connection, which held, bunched
+requests and a busy server make sooner: the control rows lose responses too, and with
+``--close-after-error`` (every such close announced) no row loses any.
+
 Printed per app and receiver kind: requests, lost / altered / other errors against the
-run without receivers, client latency (median, max), timeouts logged by asignal, the
-server's cyclic GC (runs, seconds, longest pause), growth after the warm-up batch (GC
-tracked objects, RSS) and calls of weak receivers whose owner was already dropped.
-``--json FILE`` writes the same figures. Figures from one run on a shared machine: compare
-rows of the same run, not runs.
+run without receivers, client latency (median, max), timeout records logged by asignal
+(one per send that cut receivers off), the server's cyclic GC (runs, seconds, longest
+pause), growth after the warm-up batch (GC tracked objects, RSS) and calls of weak
+receivers whose owner was already dropped. ``--json FILE`` writes the same figures.
+Figures from one run on a shared machine: compare rows of the same run, not runs.
 """
 
 from __future__ import annotations
@@ -34,8 +49,11 @@ from tests.faults.load import compare, plan, states
 from tests.faults.receivers import KINDS
 from tests.faults.scenario import Run, control, execute
 
-#: Receiver kinds of the runs; "all" connects every kind at once.
-RUN_KINDS = ("none", *KINDS, "all")
+#: Receiver kinds of the runs; "all" connects every kind at once; "control" none, with
+#: each request held for the budget by a plain ASGI middleware; "control-cpu" the same,
+#: burning CPU per request too.
+CONTROLS = ("control", "control-cpu")
+RUN_KINDS = ("none", *CONTROLS, *KINDS, "all")
 
 #: Column name, width and number format of the table.
 COLUMNS = (
@@ -72,7 +90,9 @@ async def _snapshot(client: httpx.AsyncClient, batch: int) -> None:
 
 def _soak(app: str, kind: str, args: argparse.Namespace, baseline: Run | None) -> Run:
     requests = plan(args.requests, close_after_error=args.close_after_error)
-    kinds: tuple[str, ...] = () if kind == "none" else KINDS if kind == "all" else (kind,)
+    kinds: tuple[str, ...] = (
+        () if kind == "none" or kind in CONTROLS else KINDS if kind == "all" else (kind,)
+    )
     return execute(
         app,
         kinds,
@@ -82,6 +102,8 @@ def _soak(app: str, kind: str, args: argparse.Namespace, baseline: Run | None) -
         churn=baseline is not None,
         batches=2,  # a warm-up batch, then the rest: memory is compared across the rest
         between=_snapshot,
+        hold=(args.budget if args.hold is None else args.hold) if kind in CONTROLS else 0.0,
+        hold_cpu=args.hold_cpu if kind == "control-cpu" else 0.0,
     )
 
 
@@ -136,6 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--apps", default=",".join(APPS), help="comma-separated")
     parser.add_argument("--kinds", default=",".join(RUN_KINDS), help="comma-separated")
     parser.add_argument("--close-after-error", action="store_true")
+    parser.add_argument(
+        "--hold", type=float, help="how long the control runs hold each request, s (budget)"
+    )
+    parser.add_argument(
+        "--hold-cpu", type=float, default=0.0015, help="CPU burnt per request by control-cpu, s"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args(argv)
     apps = [name for name in args.apps.split(",") if name]

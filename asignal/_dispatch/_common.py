@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from .._receivers import Record, describe
@@ -36,6 +37,7 @@ __all__ = [
     "own_cancellation",
     "failure_of",
     "send_expired",
+    "timeout_reporter",
 ]
 
 #: ``send_async``'s ``_errors`` option: ``"raise"`` or ``"collect"``.
@@ -211,14 +213,26 @@ def own_cancellation(exc: BaseException) -> bool:
     return False
 
 
+#: Set around a send by a caller that logs that send's timeouts itself (the adapters
+#: write one record per send, naming every receiver cut off): :func:`expired` offers it
+#: each timeout as ``report(signal, receiver, seconds)``, and logs the ones it declines
+#: (``False``), so none goes unlogged.
+timeout_reporter: ContextVar[Callable[[Any, Any, float], bool] | None] = ContextVar(
+    "asignal_timeout_reporter", default=None
+)
+
+
 def expired(signal: Signal, receiver: Any, seconds: float, *, log: bool) -> TimeoutError:
-    """The ``TimeoutError`` of a receiver that the send's or its own deadline cut off."""
+    """The ``TimeoutError`` of a receiver that the send's or its own deadline cut off;
+    ``log``: log it, or hand it to the :data:`timeout_reporter` that takes it."""
     exc = TimeoutError(
         f"receiver {describe(receiver)} of signal {label(signal)} did not finish "
         f"within {seconds:g} s"
     )
     if log:
-        get_logger().error("%s", exc)
+        report = timeout_reporter.get()
+        if report is None or not report(signal, receiver, seconds):
+            get_logger().error("%s", exc)
     return exc
 
 

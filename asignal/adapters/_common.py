@@ -11,6 +11,8 @@ from typing import Any, Final
 from anyio import current_time
 
 from .._dispatch import ErrorPolicy
+from .._dispatch._common import get_logger, label, timeout_reporter
+from .._receivers import describe
 from .._signal import Signal
 
 __all__ = ["Budget", "Emitter", "check_count", "check_seconds"]
@@ -75,7 +77,7 @@ class Budget:
     :param seconds: the whole budget, or ``None`` for no bound.
     """
 
-    __slots__ = ("clock", "depth", "left", "since")
+    __slots__ = ("clock", "cut", "depth", "left", "since")
 
     def __init__(self, seconds: float | None) -> None:
         #: Seconds left when no send is running; ``None`` for no bound.
@@ -87,6 +89,9 @@ class Budget:
         #: The event loop's clock, looked up once, when the first send starts: going
         #: through anyio's ``current_time`` costs about a microsecond a call.
         self.clock: Callable[[], float] | None = None
+        #: What collects the timeouts of this request's sends (:class:`CutOff`), made by
+        #: the first send and reused by the next ones: one object per request, not per send.
+        self.cut: CutOff | None = None
 
     def remaining(self) -> float | None:
         """Seconds left (>= 0), or ``None`` for a budget without a bound. Call it inside
@@ -219,23 +224,113 @@ class Emitter:
     ) -> Awaitable[list[tuple[Any, Any]]]:
         """``signal.send_async`` with ``sender=app`` and the installed options: await it.
 
-        With a bounded ``budget`` the send gets ``_timeout=`` what the budget has left,
-        and what it takes is spent from it; without one, the whole ``timeout``. Without
-        a ``timeout`` this hands back ``send_async``'s own coroutine, not a coroutine
-        wrapping it: one frame less on every send of every request. A send that nobody
-        listens to returns at once (``send_async`` checks that itself, as cheaply as
-        :meth:`wants`)."""
-        if budget is None or budget.left is None or self.timeout is None:
-            return signal.send_async(self.app, _timeout=self.timeout, _errors=self.errors, **kwargs)
-        return self._spend(signal, budget, kwargs)
+        With a ``budget`` the send gets ``_timeout=`` what the budget has left, and what
+        it takes is spent from it; without one, the whole ``timeout``. The receivers that
+        the deadline cuts off are logged as one record for the send (:class:`CutOff`).
+        Without a ``timeout`` this hands back ``send_async``'s own coroutine, not a
+        coroutine wrapping it: one frame less on every send of every request. A send that
+        nobody listens to returns at once (``send_async`` checks that itself, as cheaply
+        as :meth:`wants`)."""
+        if self.timeout is None:
+            return signal.send_async(self.app, _timeout=None, _errors=self.errors, **kwargs)
+        return self._timed(signal, budget, kwargs)
 
-    async def _spend(
-        self, signal: Signal, budget: Budget, kwargs: dict[str, Any]
+    async def _timed(
+        self, signal: Signal, budget: Budget | None, kwargs: dict[str, Any]
     ) -> list[tuple[Any, Any]]:
-        timeout = budget.start()
+        if budget is None:
+            timeout = self.timeout
+            cut = CutOff(signal, timeout)
+        else:
+            timeout = budget.start()
+            reused = budget.cut
+            if reused is None:
+                cut = budget.cut = CutOff(signal, timeout)
+            elif reused.open:
+                cut = CutOff(signal, timeout)  # a send made from inside another one
+            else:
+                cut = reused
+                cut.signal, cut.seconds, cut.open = signal, timeout, True
+        token = timeout_reporter.set(cut)
         try:
             return await signal.send_async(
                 self.app, _timeout=timeout, _errors=self.errors, **kwargs
             )
         finally:
-            budget.stop()
+            timeout_reporter.reset(token)
+            if budget is not None:
+                budget.stop()
+            cut.close(None if budget is None else self.timeout)
+
+
+class CutOff:
+    """The receivers that one budgeted send's deadline cut off, logged as one record once
+    the send is over (:meth:`close`): when a request's budget is spent, every later send
+    of it cuts its suspending receivers at once, and a record per receiver (the engine's
+    way) made dozens of records per request, all saying the same thing.
+
+    The engine offers each timeout to the instance set as its ``timeout_reporter`` for
+    the send; it takes only the ones of its own send's deadline. A receiver's own
+    ``timeout``, a send made from a receiver (another signal), and anything after
+    :meth:`close` (a task a receiver left behind shares the context) are declined, and
+    the engine logs them itself, one record each, as before.
+
+    :param signal: the signal sent.
+    :param seconds: the send's ``_timeout``: what the request's budget had left.
+    """
+
+    __slots__ = ("open", "receivers", "seconds", "signal")
+
+    def __init__(self, signal: Signal, seconds: float | None) -> None:
+        self.signal = signal
+        self.seconds = seconds
+        #: The receivers cut off, in the order the engine reported them.
+        self.receivers: list[Any] = []
+        self.open = True
+
+    def __call__(self, signal: Any, receiver: Any, seconds: float) -> bool:
+        if not self.open or signal is not self.signal or seconds != self.seconds:
+            return False
+        self.receivers.append(receiver)
+        return True
+
+    def close(self, budget: float | None) -> None:
+        """The send is over: log the receivers it cut off, if any, as one error record
+        on the ``asignal`` logger naming each by qualified name, and the signal.
+        ``budget``: the request's whole budget (the installed ``timeout``, seconds), or
+        ``None`` for a send outside any request, which had the whole ``timeout``."""
+        self.open = False
+        receivers = self.receivers
+        if not receivers:
+            return
+        self.receivers = []
+        names = ", ".join(describe(receiver) for receiver in receivers)
+        noun = "receiver" if len(receivers) == 1 else "receivers"
+        seconds = self.seconds or 0.0
+        if budget is None:
+            get_logger().error(
+                "%s %s of signal %s cut off: did not finish within %.3g s",
+                noun,
+                names,
+                label(self.signal),
+                seconds,
+            )
+        elif seconds > 0.0:
+            get_logger().error(
+                "%s %s of signal %s cut off: did not finish within the %.3g s left of the "
+                "request's time budget (timeout=%.3g s)",
+                noun,
+                names,
+                label(self.signal),
+                seconds,
+                budget,
+            )
+        else:
+            get_logger().error(
+                "%s %s of signal %s cut off: did not finish at once, the request's time "
+                "budget (timeout=%.3g s) being spent before this send",
+                noun,
+                names,
+                label(self.signal),
+                budget,
+            )

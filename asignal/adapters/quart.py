@@ -80,7 +80,8 @@ class QuartIntegration:
         budget, i.e. the total time that awaited receivers may hold up one response (or
         one websocket), across all the signals of that request. Only time spent inside
         the sends counts; each send gets what the earlier ones left, and a receiver still
-        running when the budget is spent is cancelled and logged.
+        running when the budget is spent is cancelled and logged: one error record per
+        send, naming every receiver it cut off and the signal.
     :param errors: the ``_errors`` policy of every send. ``"collect"`` (default) logs a
         receiver's exception on the ``asignal`` logger and never lets it reach Quart, the
         response is exactly what it would have been without that receiver; ``"raise"``

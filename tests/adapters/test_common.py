@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 import anyio
 import pytest
 
-from asignal import Signal
+from asignal import NamedSignal, Signal
 from asignal.adapters._common import UNBOUNDED, Budget, Emitter
 
 pytestmark = pytest.mark.anyio
@@ -143,3 +144,39 @@ async def test_a_send_without_a_budget_gets_the_whole_timeout() -> None:
     assert await emitter.send(sig) == [(quick, "done")]
     [(_, value)] = await emitter.send(sig, spent)
     assert isinstance(value, TimeoutError)
+
+
+async def test_each_send_of_a_budget_logs_its_own_cut_receivers_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The sends of one budget one after the other, and one made from inside a receiver
+    # of another (as a template rendered by a receiver is): each send's record names its
+    # own cut receivers, once.
+    outer, inner = NamedSignal("outer"), NamedSignal("inner")
+    emitter = make(timeout=0.05)
+    budget = emitter.budget()
+
+    async def quick(sender: object, **kwargs: object) -> None:
+        await anyio.lowlevel.checkpoint()
+
+    async def sends_inner(sender: object, **kwargs: object) -> None:
+        await emitter.send(inner, budget)
+        await anyio.sleep_forever()
+
+    outer.connect(sends_inner, weak=False)
+    inner.connect(quick, weak=False)
+    with caplog.at_level(logging.ERROR, logger="asignal"):
+        await emitter.send(outer, budget)  # spends the budget
+        await emitter.send(outer, budget)
+        await emitter.send(inner, budget)
+
+    messages = [record.getMessage() for record in caplog.records if record.name == "asignal"]
+    where = "tests.adapters.test_common.test_each_send_of_a_budget_logs_its_own_cut_"
+    where += "receivers_once.<locals>"
+    assert [m.split(" cut off: ")[0] for m in messages] == [
+        f"receiver {where}.sends_inner of signal 'outer'",
+        f"receiver {where}.sends_inner of signal 'outer'",
+        f"receiver {where}.quick of signal 'inner'",
+    ]
+    assert "within the 0.05 s left" in messages[0]
+    assert all("being spent before this send" in m for m in messages[1:])

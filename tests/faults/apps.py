@@ -245,6 +245,28 @@ class Observed:
             returned.set()
 
 
+@dataclass
+class Held:
+    """A plain ASGI middleware with nothing of asignal's in it: each HTTP request waits
+    ``seconds`` before ``app`` sees it, as it does behind a receiver that hangs until the
+    request's budget is spent. The soak's control run (no receivers): what the server
+    does under the same delay and load when asignal plays no part."""
+
+    app: ASGIApp
+    seconds: float
+    #: CPU seconds each request then burns in the loop, as receivers' work would.
+    cpu: float = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await anyio.sleep(self.seconds)
+            if self.cpu:
+                until = time.process_time() + self.cpu
+                while time.process_time() < until:
+                    pass
+        await self.app(scope, receive, send)
+
+
 @dataclass(frozen=True)
 class AppSpec:
     """One application under test: how to build it, and what serves it on which loop."""
@@ -260,10 +282,13 @@ class AppSpec:
     #: close with or without receivers, so the load asks for ``Connection: close`` there.
     closes_after_error: bool = False
 
-    def make(self, *, timeout: float | None) -> tuple[Any, Observed]:
+    def make(
+        self, *, timeout: float | None, hold: float = 0.0, cpu: float = 0.0
+    ) -> tuple[Any, Observed]:
         """A fresh app with asignal installed, ``timeout`` (seconds, or ``None``) its
-        per-request budget, and the wrapper to serve. Returns ``(app, served)``: the app
-        is the sender of every signal."""
+        per-request budget, and the wrapper to serve, holding each request ``hold``
+        seconds first, then burning ``cpu`` CPU seconds (:class:`Held`), if not 0.
+        Returns ``(app, served)``: the app is the sender of every signal."""
         app = self.build()
         if self.framework == "quart":
             from asignal.adapters.quart import install as install_quart
@@ -271,7 +296,7 @@ class AppSpec:
             install_quart(app, timeout=timeout)
         else:
             install_starlette(app, timeout=timeout)
-        return app, Observed(app)
+        return app, Observed(Held(app, hold, cpu) if hold or cpu else app)
 
 
 APPS: dict[str, AppSpec] = {

@@ -134,12 +134,17 @@ def execute(
     gc_off: bool = False,
     batches: int = 1,
     between: Between | None = None,
+    hold: float = 0.0,
+    hold_cpu: float = 0.0,
 ) -> Run:
     """Serve a fresh ``app`` installed with ``timeout=budget`` and receivers of ``kinds``
     (none: a run to compare with), send ``requests`` in ``batches`` from ``concurrency``
     workers (awaiting ``between(server, batch)`` before each batch and once more after
-    the last), stop the server and return the :class:`Run`."""
+    the last), stop the server and return the :class:`Run`. ``hold`` (seconds): a plain
+    ASGI middleware holds each request that long first, then burns ``hold_cpu`` CPU
+    seconds (``tests.faults.apps.Held``)."""
     options = ["--kinds", ",".join(kinds), "--budget", str(budget), "--slow", str(slow)]
+    options += ["--hold", str(hold), "--hold-cpu", str(hold_cpu)]
     options += ["--churn"] * churn + ["--gc-off"] * gc_off
     outcomes: dict[int, Outcome] = {}
     started = time.perf_counter()

@@ -138,7 +138,9 @@ class Churn:
 class ServerRun:
     def __init__(self, args: argparse.Namespace) -> None:
         self.spec = APPS[args.app]
-        self.app, self.served = self.spec.make(timeout=args.budget)
+        self.app, self.served = self.spec.make(
+            timeout=args.budget, hold=args.hold, cpu=args.hold_cpu
+        )
         self.served.control = self.control
         kinds = tuple(k for k in args.kinds.split(",") if k)
         self.faults = Faults(
@@ -277,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kinds", default="")
     parser.add_argument("--budget", type=float, default=0.25)
     parser.add_argument("--slow", type=float, default=0.02)
+    parser.add_argument("--hold", type=float, default=0.0, help="hold each request, s")
+    parser.add_argument("--hold-cpu", type=float, default=0.0, help="then burn CPU, s")
     parser.add_argument("--churn", action="store_true")
     parser.add_argument("--gc-off", action="store_true", help="no automatic cyclic GC")
     args = parser.parse_args(argv)

@@ -53,7 +53,8 @@ application that anyone listens to):
 - `message_flashed`: `flash`
 
 **Timing.** `timeout` is one budget per request: the total time awaited receivers may
-hold up that request, across all its signals.
+hold up that request, across all its signals. What it cuts off is logged as one error
+record per send, naming every receiver cut and the signal.
 
 **After the call.** Once a connection's application call has ended, returning or
 raising, the sends that follow it (`got_background_exception` or

@@ -171,7 +171,8 @@ def install(
 
     :param timeout: seconds, or ``None`` for no bound: the per-request budget, i.e. the
         total time awaited receivers may hold up one request, across all of its signals
-        (each send gets what the earlier ones left).
+        (each send gets what the earlier ones left). The receivers it cuts off are
+        logged as one error record per send, naming each of them and the signal.
     :param errors: ``"collect"`` (default) logs a receiver's exception on the ``asignal``
         logger instead of letting it reach the request; ``"raise"`` lets it through.
     :param max_pending: at most this many background calls scheduled or running (int).
