@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from . import _observe
+from ._background_run import Item, _Waiter, run_batch, run_call
 from ._background_types import DEFAULT as DEFAULT
-from ._background_types import BackgroundStats, Scheduled, _Default
+from ._background_types import BackgroundStats, Scheduled, _check_max_pending, _Default
 from ._receivers import check_timeout
 from ._runner_current import _Activation, _current, _open, current_runner, require_runner
 from ._runner_current import _loop_token as _loop_token
@@ -34,24 +35,9 @@ __all__ = ["BackgroundRunner", "BackgroundStats", "Scheduled", "current_runner",
 
 logger: Final = logging.getLogger("asignal")
 
-
-class _Waiter:
-    """An async caller waiting for room; ``granted`` once a finished call handed it its
-    slot (the slot is then already counted in ``_pending``)."""
-
-    __slots__ = ("event", "granted")
-
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.granted = False
-
-
-def _check_max_pending(value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"max_pending must be an int >= 1, got {value!r}")
-    if value < 1:
-        raise ValueError(f"max_pending must be >= 1, got {value!r}")
-    return value
+#: One call of a batch: ``(fn, args, name, timeout)``, as :meth:`BackgroundRunner.schedule`
+#: takes them.
+_Call = tuple[Callable[..., Awaitable[Any]], tuple[Any, ...], str, "float | _Default | None"]
 
 
 class BackgroundRunner:
@@ -78,6 +64,11 @@ class BackgroundRunner:
     :raises TypeError: ``max_pending`` is not an int, or a timeout is not a number.
     :raises ValueError: ``max_pending`` < 1, or a timeout is negative or NaN.
     """
+
+    # Class-level too: a subclass that takes calls by its own schedule methods and never
+    # runs __init__ (the Starlette adapter's per-connection CallRunner) is then never
+    # "accepting" for _batch, and sends fall back to those methods.
+    _accepting = False
 
     def __init__(
         self,
@@ -268,7 +259,7 @@ class BackgroundRunner:
         """
         if self._accepting and self._pending < self.max_pending and get_ident() == self._thread:
             self._pending += 1
-            return self._start(fn, args, name, timeout, context)
+            return self._start_batch([(fn, args, name, timeout)], context)[0]
         if get_ident() != self._thread and self._thread is not None:
             raise RuntimeError(
                 f"schedule() of {name} was awaited outside the event loop thread of "
@@ -288,7 +279,7 @@ class BackgroundRunner:
             # A slot granted to a waiter that resumes after the runner has finished is
             # void: finishing reset the count.
             if waiter.granted and not self._finished:
-                return self._start(fn, args, name, timeout, context)
+                return self._start_batch([(fn, args, name, timeout)], context)[0]
         self._drop(name)
         raise RuntimeError(f"cannot schedule {name}: {self._refusal()}")
 
@@ -317,7 +308,7 @@ class BackgroundRunner:
             return self._from_thread(fn, args, options)
         if self._accepting and self._pending < self.max_pending:
             self._pending += 1
-            return self._start(fn, args, name, timeout, context)
+            return self._start_batch([(fn, args, name, timeout)], context)[0]
         self._drop(name)
         return None
 
@@ -345,67 +336,59 @@ class BackgroundRunner:
     ) -> Scheduled | None:
         return self.schedule_nowait(fn, *args, **options)
 
-    def _start(
-        self,
-        fn: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
-        name: str,
-        timeout: float | _Default | None,
-        context: contextvars.Context | None,
-    ) -> Scheduled:
-        """Start the call in the slot the caller already counted in ``_pending``."""
+    def _batch(self, calls: list[_Call]) -> list[Scheduled] | None:
+        """Start ``calls`` (a send's background receivers) as one batch in a copy of the
+        caller's context, if there is room for all of them now and this is the runner's
+        thread; else ``None``, and the caller schedules them one by one."""
+        n = len(calls)
+        if (
+            self._accepting
+            and self._pending + n <= self.max_pending
+            and get_ident() == self._thread
+        ):
+            self._pending += n
+            return self._start_batch(calls, None)
+        return None
+
+    def _start_batch(
+        self, calls: list[_Call], context: contextvars.Context | None
+    ) -> list[Scheduled]:
+        """Start ``calls`` in the slots the caller already counted in ``_pending``: one
+        task for all of them (see ``asignal._background_run``)."""
         try:
-            if timeout is DEFAULT:
-                timeout = self.default_timeout
-            elif timeout is not None:
-                timeout = check_timeout(timeout, f"timeout of background call {name}")  # type: ignore[arg-type]
-            scheduled = Scheduled(self, name)
+            items: list[Item] = []
+            for fn, args, name, timeout in calls:
+                if timeout is DEFAULT:
+                    limit = self.default_timeout
+                elif timeout is not None:
+                    limit = check_timeout(timeout, f"timeout of background call {name}")  # type: ignore[arg-type]
+                else:
+                    limit = None
+                items.append((fn, args, Scheduled(self, name), limit))
             tg = self._tg
             assert tg is not None
-            if context is None:
-                # start_soon runs the task in a copy of the current context: the default.
-                tg.start_soon(self._run, fn, args, scheduled, timeout, name=name)
+            first = items[0][2].name
+            if len(items) == 1:
+                if context is None:
+                    # start_soon runs the task in a copy of the current context: the default.
+                    tg.start_soon(run_call, self, *items[0], name=first)
+                else:
+                    start_soon: Callable[..., object] = tg.start_soon
+                    context.run(start_soon, run_call, self, *items[0], name=first)
             else:
-                start_soon: Callable[..., object] = tg.start_soon
-                context.run(start_soon, self._run, fn, args, scheduled, timeout, name=name)
+                # The last call of the batch runs in the task's own context: a copy of
+                # the same snapshot that the others are stepped in copies of.
+                snapshot = contextvars.copy_context() if context is None else context
+                spawn: Callable[..., object] = tg.start_soon
+                snapshot.run(spawn, run_batch, self, items, 0, snapshot, name=first)
         except BaseException:
-            self._release_slot()
+            for _ in calls:
+                self._release_slot()
             raise
-        self._live.add(scheduled)
-        self.stats.scheduled += 1
+        scheduled = [item[2] for item in items]
+        self._live.update(scheduled)
+        self.stats.scheduled += len(scheduled)
         return scheduled
-
-    async def _run(
-        self,
-        fn: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
-        scheduled: Scheduled,
-        limit: float | None,
-    ) -> None:
-        if _observe.observer is not None:  # observation hook: see asignal/_observe/
-            fn = _observe.background(fn, scheduled.name, limit)
-        stats = self.stats
-        try:
-            if limit is None:
-                await fn(*args)
-            else:
-                with anyio.move_on_after(limit) as scope:
-                    await fn(*args)
-                if scope.cancelled_caught:
-                    stats.timed_out += 1
-                    logger.warning("background call %s timed out after %s s", scheduled.name, limit)
-                    return
-            stats.completed += 1
-        except Exception:
-            stats.failed += 1
-            logger.exception("background call %s raised", scheduled.name)
-        except BaseException:
-            # Cancelled by the drain's deadline or from outside (or interrupted).
-            self._cancelled(scheduled)
-            raise
-        finally:
-            self._live.discard(scheduled)
-            self._release_slot()
 
     def _release_slot(self) -> None:
         if self._waiters:

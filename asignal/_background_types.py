@@ -2,7 +2,7 @@
 record of a scheduled call), :class:`BackgroundStats` (its counters) and :data:`DEFAULT`
 (the ``timeout=`` that means "the runner's ``default_timeout``").
 
-Plain classes with no import of anyio or logging.
+Plain classes (and the check of ``max_pending``) with no import of anyio or logging.
 """
 
 from __future__ import annotations
@@ -27,6 +27,14 @@ class _Default:
 #: The ``timeout=`` of :meth:`BackgroundRunner.schedule` when none is given: the runner's
 #: ``default_timeout``. Pass ``None`` for no limit at all.
 DEFAULT: Final = _Default()
+
+
+def _check_max_pending(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"max_pending must be an int >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"max_pending must be >= 1, got {value!r}")
+    return value
 
 
 class Scheduled:

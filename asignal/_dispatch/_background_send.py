@@ -68,13 +68,30 @@ def _calls(signal: Signal, plan: Plan) -> tuple[BackgroundRunner | None, list[_C
     return require_runner(f"background receiver {calls[0][4]}"), calls
 
 
+def _batched(
+    runner: BackgroundRunner, calls: list[_Call], sender: Any, kwargs: Any
+) -> list[Slot] | None:
+    """Start ``calls`` as one batch (one task, and one more per call that suspends; see
+    ``asignal._background_run``) when the runner has room for all of them now, else
+    ``None``."""
+    batch = runner._batch([(fn, (r, sender, kwargs), name, t) for _, r, fn, t, name in calls])
+    if batch is None:
+        return None
+    return [(call[0], call[1], scheduled) for call, scheduled in zip(calls, batch, strict=True)]
+
+
 def schedule_nowait(signal: Signal, plan: Plan, sender: Any, kwargs: dict[str, Any]) -> list[Slot]:
     """Schedule ``plan``'s background receivers for ``send()``: a full runner drops the
-    call (counted and logged by the runner; its value is ``None``)."""
+    calls it has no room for (counted and logged by the runner; their value is
+    ``None``)."""
     runner, calls = _calls(signal, plan)
-    slots: list[Slot] = []
+    if runner is None:
+        return []
+    slots = _batched(runner, calls, sender, kwargs)
+    if slots is not None:
+        return slots
+    slots = []
     for index, receiver, fn, timeout, name in calls:
-        assert runner is not None
         scheduled = runner.schedule_nowait(fn, receiver, sender, kwargs, name=name, timeout=timeout)
         slots.append((index, receiver, scheduled))
     return slots
@@ -87,9 +104,15 @@ async def schedule_async(
     makes the sender wait for room. A runner that stops accepting meanwhile drops the
     call (its value is ``None``)."""
     runner, calls = _calls(signal, plan)
+    if runner is None:
+        return []
+    batch = _batched(runner, calls, sender, kwargs)
+    if batch is not None:
+        return batch
+    # Short of room (or off the runner's thread): one call at a time, each waiting for
+    # its slot in turn.
     slots: list[Slot] = []
     for index, receiver, fn, timeout, name in calls:
-        assert runner is not None
         scheduled: Scheduled | None
         try:
             scheduled = await runner.schedule(

@@ -1,0 +1,145 @@
+"""How a :class:`~asignal.BackgroundRunner` runs what it was handed: one call, or the
+batch of a send's background receivers, in tasks of its one task group.
+
+A batch (every background receiver of one send) is started as **one** task. That task
+takes the calls in dispatch order and steps each inline, in a copy of the send's context:
+a call that returns without suspending has then cost no task at all. The first call that
+suspends keeps the task; the rest of the batch is handed, as one task again, to the task
+group before the suspended call is driven on. So a batch costs one task plus one per call
+that suspends, never more than one task per call, and the calls still run concurrently.
+
+Each call keeps everything a call of its own has: its :class:`~asignal.Scheduled`
+record, its slot of ``max_pending``, its timeout (a cancel scope opened before its first
+step: trio's scopes nest strictly, and a receiver may open its own in that step), its
+count in ``stats``, and its log line by name. A call still waiting in a batch that the
+drain cancels is counted and logged with the calls its runner never got to start.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+
+from . import _observe
+from ._dispatch._inline import drive
+
+if TYPE_CHECKING:
+    from ._background import BackgroundRunner
+    from ._background_types import Scheduled
+
+__all__ = ["Item", "run_batch", "run_call"]
+
+logger: Final = logging.getLogger("asignal")
+
+#: One call as a task runs it: ``(fn, args, its Scheduled, its timeout in seconds)``.
+Item = tuple[Callable[..., Awaitable[Any]], tuple[Any, ...], "Scheduled", "float | None"]
+
+
+class _Waiter:
+    """An async caller waiting for room; ``granted`` once a finished call handed it its
+    slot (the slot is then already counted in ``_pending``)."""
+
+    __slots__ = ("event", "granted")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.granted = False
+
+
+class _Rest:
+    """The calls of a batch after the one being stepped, and whether they were handed to
+    a task of their own (the stepped call suspended)."""
+
+    __slots__ = ("handed", "items", "next", "snapshot")
+
+    def __init__(self, items: list[Item], next: int, snapshot: contextvars.Context) -> None:
+        self.items: Final = items
+        self.next: Final = next
+        #: The send's context: every call of the batch runs in a copy of it.
+        self.snapshot: Final = snapshot
+        self.handed = False
+
+
+async def run_batch(
+    runner: BackgroundRunner, items: list[Item], start: int, snapshot: contextvars.Context
+) -> None:
+    """Run ``items[start:]`` as described in the module, the last one (or the one that
+    suspends) in this task."""
+    last = len(items) - 1
+    for index in range(start, last):
+        rest = _Rest(items, index + 1, snapshot)
+        await run_call(runner, *items[index], rest)
+        if rest.handed:
+            return
+    # The last call needs no copy of its own: this task's context is one already.
+    await run_call(runner, *items[last])
+
+
+async def _stepped(
+    runner: BackgroundRunner, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], rest: _Rest
+) -> None:
+    """``await fn(*args)``, its first step taken here: if it suspends, the rest of the
+    batch goes to a task of its own first."""
+    run = rest.snapshot.copy().run
+    coro: Any = run(fn, *args)
+    try:
+        pending = run(coro.send, None)
+    except StopIteration:
+        return
+    rest.handed = True
+    tg = runner._tg
+    assert tg is not None
+    start_soon: Callable[..., object] = tg.start_soon
+    following = rest.items[rest.next][2].name
+    rest.snapshot.run(
+        start_soon, run_batch, runner, rest.items, rest.next, rest.snapshot, name=following
+    )
+    await drive(coro, pending, run)
+
+
+async def run_call(
+    runner: BackgroundRunner,
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    scheduled: Scheduled,
+    limit: float | None,
+    rest: _Rest | None = None,
+) -> None:
+    """Run one call in its slot, bounded by ``limit`` seconds, and account for it: count
+    its outcome, log a failure, a timeout or a cancellation by name, free its slot.
+    ``rest``: the calls of its batch still to run (see :func:`_stepped`)."""
+    if _observe.observer is not None:  # observation hook: see asignal/_observe/
+        fn = _observe.background(fn, scheduled.name, limit)
+    stats = runner.stats
+    try:
+        if limit is None:
+            if rest is None:
+                await fn(*args)
+            else:
+                await _stepped(runner, fn, args, rest)
+        else:
+            with anyio.move_on_after(limit) as scope:
+                if rest is None:
+                    await fn(*args)
+                else:
+                    await _stepped(runner, fn, args, rest)
+            if scope.cancelled_caught:
+                stats.timed_out += 1
+                logger.warning("background call %s timed out after %s s", scheduled.name, limit)
+                return
+        stats.completed += 1
+    except Exception:
+        stats.failed += 1
+        logger.exception("background call %s raised", scheduled.name)
+    except BaseException:
+        # Cancelled by the drain's deadline or from outside (or interrupted). The calls of
+        # the batch not handed on stay live: the runner's exit counts and logs them.
+        runner._cancelled(scheduled)
+        raise
+    finally:
+        runner._live.discard(scheduled)
+        runner._release_slot()
