@@ -3,7 +3,8 @@
 
 Which runner is current is decided in ``asignal._runner_current``; the values a runner
 hands out (:class:`Scheduled`, :class:`BackgroundStats`, :data:`DEFAULT`) are defined in
-``asignal._background_types``. Both are re-exported here.
+``asignal._background_types``. Both are re-exported here. How a call (or a send's batch
+of calls) runs in the runner's task group is in ``asignal._background_run``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from . import _observe
-from ._background_run import Item, _Waiter, run_batch, run_call
+from ._background_run import Item, _Waiter, from_thread, inside, run_batch, run_call
 from ._background_types import DEFAULT as DEFAULT
 from ._background_types import BackgroundStats, Scheduled, _check_max_pending, _Default
 from ._receivers import check_timeout
@@ -69,6 +70,7 @@ class BackgroundRunner:
     # runs __init__ (the Starlette adapter's per-connection CallRunner) is then never
     # "accepting" for _batch, and sends fall back to those methods.
     _accepting = False
+    _draining = False
 
     def __init__(
         self,
@@ -114,8 +116,14 @@ class BackgroundRunner:
 
     @property
     def accepting(self) -> bool:
-        """Whether calls are accepted: entered, and not yet exiting."""
+        """Whether calls are accepted: entered, and not yet exiting. (While the drain
+        waits, calls scheduled from within this runner's own calls are still taken.)"""
         return self._accepting
+
+    def _takes(self) -> bool:
+        """Whether a call scheduled here and now is taken: while accepting, and during the
+        drain from within one of this runner's calls."""
+        return self._accepting or (self._draining and inside.get() is self)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -150,10 +158,15 @@ class BackgroundRunner:
         then cancel the rest, logging each by name, and close the task group. The body's
         exception, if any, propagates after the drain."""
         self._accepting = False
-        # Async callers waiting for room are refused now rather than at the deadline.
-        waiters, self._waiters = self._waiters, deque()
+        # Until the deadline, calls still take calls scheduled from within them: the
+        # drain waits for that work as for its own (send_background's receivers).
+        self._draining = True
+        # Other async callers waiting for room are refused now rather than at the deadline.
+        waiters = self._waiters
+        self._waiters = deque(waiter for waiter in waiters if waiter.inside)
         for waiter in waiters:
-            waiter.event.set()
+            if not waiter.inside:
+                waiter.event.set()
         interrupted: BaseException | None = None
         try:
             if self._pending and self.drain_timeout != 0:
@@ -162,6 +175,7 @@ class BackgroundRunner:
         except BaseException as error:
             # Cancelled (or interrupted) while draining: nothing may wait any longer.
             interrupted = error
+        self._draining = False
         if self._pending:
             self._cancelling = True
             assert self._tg is not None
@@ -257,7 +271,7 @@ class BackgroundRunner:
             the call is counted as dropped and logged. Also raised when awaited on
             another thread than the runner's event loop.
         """
-        if self._accepting and self._pending < self.max_pending and get_ident() == self._thread:
+        if self._takes() and self._pending < self.max_pending and get_ident() == self._thread:
             self._pending += 1
             return self._start_batch([(fn, args, name, timeout)], context)[0]
         if get_ident() != self._thread and self._thread is not None:
@@ -265,8 +279,8 @@ class BackgroundRunner:
                 f"schedule() of {name} was awaited outside the event loop thread of "
                 f"{self!r}; use schedule_nowait() from other threads"
             )
-        if self._accepting:
-            waiter = _Waiter()
+        if self._takes():
+            waiter = _Waiter(inside.get() is self)
             self._waiters.append(waiter)
             try:
                 await waiter.event.wait()
@@ -305,47 +319,19 @@ class BackgroundRunner:
         """
         if get_ident() != self._thread:
             options = {"name": name, "timeout": timeout, "context": context}
-            return self._from_thread(fn, args, options)
-        if self._accepting and self._pending < self.max_pending:
+            return from_thread(self, fn, args, options)
+        if self._takes() and self._pending < self.max_pending:
             self._pending += 1
             return self._start_batch([(fn, args, name, timeout)], context)[0]
         self._drop(name)
         return None
-
-    def _from_thread(
-        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], options: dict[str, Any]
-    ) -> Scheduled | None:
-        if self._token is None or not self._accepting:
-            self._drop(options["name"])
-            return None
-        from anyio import from_thread
-
-        if options["context"] is None:
-            options["context"] = contextvars.copy_context()
-        try:
-            # from_thread.run, not run_sync: on asyncio, spawning in a worker thread's
-            # context (where anyio clears the async library) needs to happen in a task.
-            return from_thread.run(self._on_loop, fn, args, options, token=self._token)
-        except RuntimeError:
-            # The event loop has finished (anyio's RunFinishedError) since we looked.
-            self._drop(options["name"])
-            return None
-
-    async def _on_loop(
-        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], options: dict[str, Any]
-    ) -> Scheduled | None:
-        return self.schedule_nowait(fn, *args, **options)
 
     def _batch(self, calls: list[_Call]) -> list[Scheduled] | None:
         """Start ``calls`` (a send's background receivers) as one batch in a copy of the
         caller's context, if there is room for all of them now and this is the runner's
         thread; else ``None``, and the caller schedules them one by one."""
         n = len(calls)
-        if (
-            self._accepting
-            and self._pending + n <= self.max_pending
-            and get_ident() == self._thread
-        ):
+        if self._takes() and self._pending + n <= self.max_pending and get_ident() == self._thread:
             self._pending += n
             return self._start_batch(calls, None)
         return None
@@ -378,7 +364,9 @@ class BackgroundRunner:
             else:
                 # The last call of the batch runs in the task's own context: a copy of
                 # the same snapshot that the others are stepped in copies of.
-                snapshot = contextvars.copy_context() if context is None else context
+                snapshot = contextvars.copy_context() if context is None else context.copy()
+                # The calls stepped in copies of it are the runner's own (see _takes).
+                snapshot.run(inside.set, self)
                 spawn: Callable[..., object] = tg.start_soon
                 snapshot.run(spawn, run_batch, self, items, 0, snapshot, name=first)
         except BaseException:

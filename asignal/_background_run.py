@@ -1,5 +1,6 @@
 """How a :class:`~asignal.BackgroundRunner` runs what it was handed: one call, or the
-batch of a send's background receivers, in tasks of its one task group.
+batch of a send's background receivers, in tasks of its one task group (and how a call
+is handed to it from another thread).
 
 A batch (every background receiver of one send) is started as **one** task. That task
 takes the calls in dispatch order and steps each inline, in a copy of the send's context:
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from ._background import BackgroundRunner
     from ._background_types import Scheduled
 
-__all__ = ["Item", "run_batch", "run_call"]
+__all__ = ["Item", "from_thread", "inside", "run_batch", "run_call"]
 
 logger: Final = logging.getLogger("asignal")
 
@@ -39,15 +40,23 @@ logger: Final = logging.getLogger("asignal")
 Item = tuple[Callable[..., Awaitable[Any]], tuple[Any, ...], "Scheduled", "float | None"]
 
 
+#: The runner whose call is running in this context (see ``BackgroundRunner._takes``).
+inside: contextvars.ContextVar[BackgroundRunner | None] = contextvars.ContextVar(
+    "asignal_background_inside", default=None
+)
+
+
 class _Waiter:
     """An async caller waiting for room; ``granted`` once a finished call handed it its
-    slot (the slot is then already counted in ``_pending``)."""
+    slot (the slot is then already counted in ``_pending``). ``inside``: one of the
+    runner's own calls, which the drain does not refuse."""
 
-    __slots__ = ("event", "granted")
+    __slots__ = ("event", "granted", "inside")
 
-    def __init__(self) -> None:
+    def __init__(self, inside: bool) -> None:
         self.event = anyio.Event()
         self.granted = False
+        self.inside = inside
 
 
 class _Rest:
@@ -112,6 +121,7 @@ async def run_call(
     """Run one call in its slot, bounded by ``limit`` seconds, and account for it: count
     its outcome, log a failure, a timeout or a cancellation by name, free its slot.
     ``rest``: the calls of its batch still to run (see :func:`_stepped`)."""
+    inside.set(runner)
     if _observe.observer is not None:  # observation hook: see asignal/_observe/
         fn = _observe.background(fn, scheduled.name, limit)
     stats = runner.stats
@@ -143,3 +153,38 @@ async def run_call(
     finally:
         runner._live.discard(scheduled)
         runner._release_slot()
+
+
+def from_thread(
+    runner: BackgroundRunner,
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    options: dict[str, Any],
+) -> Scheduled | None:
+    """``runner.schedule_nowait(fn, *args, **options)`` from a thread other than the
+    runner's event loop thread, through ``anyio.from_thread`` with the runner's token;
+    the call's context defaults to a copy of this thread's."""
+    if runner._token is None or not runner._takes():
+        runner._drop(options["name"])
+        return None
+    from anyio import from_thread
+
+    if options["context"] is None:
+        options["context"] = contextvars.copy_context()
+    try:
+        # from_thread.run, not run_sync: on asyncio, spawning in a worker thread's
+        # context (where anyio clears the async library) needs to happen in a task.
+        return from_thread.run(_on_loop, runner, fn, args, options, token=runner._token)
+    except RuntimeError:
+        # The event loop has finished (anyio's RunFinishedError) since we looked.
+        runner._drop(options["name"])
+        return None
+
+
+async def _on_loop(
+    runner: BackgroundRunner,
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    options: dict[str, Any],
+) -> Scheduled | None:
+    return runner.schedule_nowait(fn, *args, **options)

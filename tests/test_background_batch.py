@@ -187,3 +187,54 @@ async def test_a_batch_short_of_room_schedules_what_fits_one_by_one() -> None:
         await settle(runner)
     assert sorted(ran) == ["a0", "a1"]
     assert runner.stats.completed == 2
+
+
+async def test_the_drain_takes_what_its_own_calls_schedule_and_refuses_the_rest() -> None:
+    # send_background's send runs during the drain and schedules the signal's background
+    # receiver: that is work the drain waits for. A caller outside the runner's calls is
+    # refused as soon as the drain has begun.
+    sig = signal("bg-drain-nested")
+    ran: list[str] = []
+
+    async def on_send(sender: Any) -> None:
+        await anyio.lowlevel.checkpoint()
+        ran.append(sender)
+
+    async def outside() -> None:
+        ran.append("outside")
+
+    refused: list[Scheduled | None] = []
+    with sig.connected_to(on_send, background=True):
+        async with (
+            anyio.create_task_group() as tg,
+            BackgroundRunner(drain_timeout=None) as runner,
+        ):
+            sig.send_background("nested")
+
+            async def late() -> None:
+                await anyio.wait_all_tasks_blocked()
+                refused.append(runner.schedule_nowait(outside, name="outside"))
+
+            tg.start_soon(late)
+    assert ran == ["nested"]
+    assert refused == [None]
+    stats = runner.stats
+    assert (stats.scheduled, stats.completed, stats.dropped) == (2, 2, 1)
+
+
+async def test_calls_scheduled_during_the_drain_are_cancelled_at_its_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sig = signal("bg-drain-deadline")
+    never = anyio.Event()
+
+    async def stuck(sender: Any) -> None:
+        await never.wait()
+
+    caplog.set_level(logging.WARNING, logger="asignal")
+    with sig.connected_to(stuck, background=True):
+        async with BackgroundRunner(drain_timeout=0.01) as runner:
+            sig.send_background(None)
+    assert runner.stats.cancelled == 1
+    assert runner.stats.completed == 1  # the send itself
+    assert any("stuck" in m and "cancelled" in m for m in messages(caplog))
