@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from . import _observe
-from ._background_run import Item, _Waiter, from_thread, inside, run_batch, run_call
+from ._background_run import Item, _Waiter, feed, from_thread, inside
 from ._background_types import DEFAULT as DEFAULT
 from ._background_types import BackgroundStats, Scheduled, _check_max_pending, _Default
 from ._receivers import check_timeout
@@ -102,6 +102,10 @@ class BackgroundRunner:
         self._token: EventLoopToken | None = None
         self._tg: TaskGroup | None = None
         self._var_token: contextvars.Token[BackgroundRunner | None] | None = None
+        # Batches waiting for the feeder task to start them, and what wakes it.
+        self._queue: list[tuple[list[Item], contextvars.Context]] = []
+        self._wake: anyio.Event | None = None
+        self._feeder: anyio.CancelScope | None = None
 
     def __repr__(self) -> str:
         state = ("new", "draining", "open", "finished")[
@@ -176,6 +180,8 @@ class BackgroundRunner:
             # Cancelled (or interrupted) while draining: nothing may wait any longer.
             interrupted = error
         self._draining = False
+        if self._feeder is not None:
+            self._feeder.cancel()
         if self._pending:
             self._cancelling = True
             assert self._tg is not None
@@ -340,7 +346,8 @@ class BackgroundRunner:
         self, calls: list[_Call], context: contextvars.Context | None
     ) -> list[Scheduled]:
         """Start ``calls`` in the slots the caller already counted in ``_pending``: one
-        task for all of them (see ``asignal._background_run``)."""
+        task for all of them, started by the runner's feeder task, off the caller's path
+        (see ``asignal._background_run``)."""
         try:
             items: list[Item] = []
             for fn, args, name, timeout in calls:
@@ -351,24 +358,23 @@ class BackgroundRunner:
                 else:
                     limit = None
                 items.append((fn, args, Scheduled(self, name), limit))
-            tg = self._tg
-            assert tg is not None
-            first = items[0][2].name
-            if len(items) == 1:
-                if context is None:
-                    # start_soon runs the task in a copy of the current context: the default.
-                    tg.start_soon(run_call, self, *items[0], name=first)
-                else:
-                    start_soon: Callable[..., object] = tg.start_soon
-                    context.run(start_soon, run_call, self, *items[0], name=first)
-            else:
-                # The last call of the batch runs in the task's own context: a copy of
-                # the same snapshot that the others are stepped in copies of.
-                snapshot = contextvars.copy_context() if context is None else context.copy()
+            # The context as it is now: the task starts a moment later (see feed()).
+            snapshot = contextvars.copy_context() if context is None else context.copy()
+            if len(items) > 1:
                 # The calls stepped in copies of it are the runner's own (see _takes).
                 snapshot.run(inside.set, self)
-                spawn: Callable[..., object] = tg.start_soon
-                snapshot.run(spawn, run_batch, self, items, 0, snapshot, name=first)
+            queue = self._queue
+            queue.append((items, snapshot))
+            if len(queue) == 1:
+                wake = self._wake
+                if wake is None:
+                    # Started by the first call, not by __aenter__: a runner that never
+                    # had a call exits without a checkpoint, as it always has.
+                    wake = self._wake = anyio.Event()
+                    self._feeder = anyio.CancelScope()
+                    assert self._tg is not None
+                    self._tg.start_soon(feed, self, name=f"feeder of {self!r}")
+                wake.set()
         except BaseException:
             for _ in calls:
                 self._release_slot()

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ._background import BackgroundRunner
     from ._background_types import Scheduled
 
-__all__ = ["Item", "from_thread", "inside", "run_batch", "run_call"]
+__all__ = ["Item", "feed", "from_thread", "inside", "run_batch", "run_call"]
 
 logger: Final = logging.getLogger("asignal")
 
@@ -71,6 +71,31 @@ class _Rest:
         #: The send's context: every call of the batch runs in a copy of it.
         self.snapshot: Final = snapshot
         self.handed = False
+
+
+async def feed(runner: BackgroundRunner) -> None:
+    """The runner's feeder task: start each batch queued by ``_start_batch``, in its
+    snapshot of the scheduling context. Starting a task costs more than the rest of
+    scheduling it; done here, it is off the path of whoever scheduled (a request handler
+    returns before any task of its background receivers is even created). Runs until the
+    runner's exit cancels it, once the drain is over."""
+    tg = runner._tg
+    assert tg is not None
+    assert runner._feeder is not None
+    spawn: Callable[..., object] = tg.start_soon
+    with runner._feeder:
+        while True:
+            wake = runner._wake
+            assert wake is not None
+            await wake.wait()
+            runner._wake = anyio.Event()
+            queue, runner._queue = runner._queue, []
+            for items, snapshot in queue:
+                name = items[0][2].name
+                if len(items) == 1:
+                    snapshot.run(spawn, run_call, runner, *items[0], name=name)
+                else:
+                    snapshot.run(spawn, run_batch, runner, items, 0, snapshot, name=name)
 
 
 async def run_batch(

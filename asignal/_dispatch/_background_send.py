@@ -7,8 +7,9 @@ the plan's foreground and merges both into one result list in dispatch order, wi
 :class:`~asignal.Scheduled` record as each background receiver's value. Scheduling from
 the sender's task hands the call a copy of the sender's context as it is at the send.
 
-``asignal._background`` (which imports anyio and logging) is imported by the first
-send that has something to schedule, not by ``import asignal``.
+``asignal._background`` (which imports anyio and logging) is imported with the first
+runner, not by ``import asignal``: what is needed here before that is in the modules
+that import neither (``_background_types``, ``_runner_current``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._background_types import DEFAULT
 from .._options import SEND_ASYNC_OPTIONS, check_underscored
 from .._receivers import describe
+from .._runner_current import require_runner
 from ._common import Plan, Result, label
 
 if TYPE_CHECKING:
@@ -54,8 +57,6 @@ def _calls(signal: Signal, plan: Plan) -> tuple[BackgroundRunner | None, list[_C
     """The runner and the calls for ``plan``'s live background receivers, found before
     any receiver runs (no live one: ``(None, [])``). Raises ``RuntimeError`` naming the
     first receiver when no runner is current."""
-    from .._background import DEFAULT, require_runner
-
     calls: list[_Call] = []
     for index, (get, is_async, record) in plan.background:
         receiver = get()
@@ -163,8 +164,6 @@ def send_background(signal: Signal, sender: Any, kwargs: dict[str, Any]) -> Sche
             check_underscored(key, SEND_ASYNC_OPTIONS, "send_background")
     if signal.is_muted or not signal.has_receivers_for(sender):
         return None
-    from .._background import require_runner
-
     what = f"send_background() of signal {label(signal)}"
     runner = require_runner(what)
     return runner.schedule_nowait(_send_collect, signal, sender, kwargs, name=what)
