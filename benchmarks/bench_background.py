@@ -62,7 +62,7 @@ TIMEOUT = 5.0
 CALLS = 1000
 NO_PEER = "no background dispatch to compare with"
 #: Requests per variant and round over HTTP in the full run.
-HTTP_REQUESTS = 10
+HTTP_REQUESTS = 20
 
 Run = Callable[[int], Awaitable[float]]
 
