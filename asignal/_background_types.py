@@ -56,7 +56,10 @@ class Scheduled:
 
 
 class BackgroundStats:
-    """Counts of a :class:`BackgroundRunner`'s calls since it was created.
+    """Counts of a :class:`BackgroundRunner`'s calls since it was created. A call is one
+    function scheduled with ``schedule``/``schedule_nowait``, one ``send_background``, or
+    one background receiver of one send (a send with three counts three, though they
+    start as one task).
 
     Once the runner has exited, ``scheduled == completed + failed + timed_out +
     cancelled``; ``dropped`` calls were never scheduled.
