@@ -2,6 +2,9 @@
 batch of a send's background receivers, in tasks of its one task group (and how a call
 is handed to it from another thread).
 
+Scheduling only queues the work: the runner's feeder task (:func:`feed`) creates the
+tasks at the event loop's next turn, off the path of whoever scheduled.
+
 A batch (every background receiver of one send) is started as **one** task. That task
 takes the calls in dispatch order and steps each inline, in a copy of the send's context:
 a call that returns without suspending has then cost no task at all. The first call that
