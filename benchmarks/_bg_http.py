@@ -32,7 +32,7 @@ import anyio.lowlevel
 from pyperf import perf_counter
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("bare", "handwritten", "background", "awaited")
+VARIANTS = ("bare", "handwritten", "adapter", "background", "awaited")
 #: How long each request_finished receiver sleeps, seconds.
 RECEIVER_SECONDS = 0.02
 #: Seconds a server process may take to start or to stop.
@@ -41,7 +41,9 @@ GUARD = 30.0
 
 def make_app(variant: str) -> Any:
     """A one-route Starlette app: ``bare`` (no adapter, no receivers), ``handwritten``
-    (see :func:`_handwritten`), or installed with
+    (see :func:`_handwritten`), ``adapter`` (installed, with one sync ``request_finished``
+    receiver that returns at once, awaited: what the adapter and one send cost), or
+    installed with
     three ``request_finished`` receivers that sleep :data:`RECEIVER_SECONDS` each, in the
     ``background`` or ``awaited``. The runner's bound is raised: sleeping calls pile up
     meanwhile, and a full runner would make the send wait for room."""
@@ -61,6 +63,9 @@ def make_app(variant: str) -> Any:
     if variant == "bare":
         return app
     install(app, max_pending=1_000_000)
+    if variant == "adapter":
+        signals.request_finished.connect(_no_op, app, weak=False)
+        return app
     for _ in range(3):
 
         async def receiver(sender: Any, **kwargs: Any) -> None:
@@ -70,6 +75,10 @@ def make_app(variant: str) -> Any:
             receiver, app, weak=False, background=variant == "background"
         )
     return app
+
+
+def _no_op(sender: Any, **kwargs: Any) -> None:
+    """The ``adapter`` variant's receiver."""
 
 
 async def _sleeper() -> None:

@@ -157,12 +157,16 @@ def test_background_request_case_compares_with_the_bare_app(
         rows = _rows(report, "bgr", backend)
         assert [r["title"].split(", 3 x")[0] for r in rows] == ["request in-process"] * 3 + [
             f"request over HTTP ({'uvicorn' if backend == 'asyncio' else 'hypercorn'})"
-        ] * 3
+        ] * 4
         assert [r["title"].rsplit(" receivers ", 1)[1] for r in rows] == [
             "background, vs bare",
             "background, vs handwritten",
             "awaited, vs bare",
-        ] * 2
+            "background, vs bare",
+            "background, vs handwritten",
+            "background, vs adapter",
+            "awaited, vs bare",
+        ]
         for row in rows:
             assert row["cells"]["asignal"] > 0
             assert row["cells"]["floor"] > 0
@@ -171,6 +175,7 @@ def test_background_request_case_compares_with_the_bare_app(
             ["a/f≤1.1"],
             [],
             ["a/f≤1.1"],
+            [],
             [],
             [],
         ]
