@@ -3,7 +3,8 @@
 
 Which runner is current is decided in ``asignal._runner_current``; the values a runner
 hands out (:class:`Scheduled`, :class:`BackgroundStats`, :data:`DEFAULT`) are defined in
-``asignal._background_types``. Both are re-exported here.
+``asignal._background_types``. Both are re-exported here. How a call (or a send's batch
+of calls) runs in the runner's task group is in ``asignal._background_run``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from . import _observe
+from ._background_run import Item, _Waiter, feed, from_thread, inside
 from ._background_types import DEFAULT as DEFAULT
-from ._background_types import BackgroundStats, Scheduled, _Default
+from ._background_types import BackgroundStats, Scheduled, _check_max_pending, _Default
 from ._receivers import check_timeout
 from ._runner_current import _Activation, _current, _open, current_runner, require_runner
 from ._runner_current import _loop_token as _loop_token
@@ -34,24 +36,9 @@ __all__ = ["BackgroundRunner", "BackgroundStats", "Scheduled", "current_runner",
 
 logger: Final = logging.getLogger("asignal")
 
-
-class _Waiter:
-    """An async caller waiting for room; ``granted`` once a finished call handed it its
-    slot (the slot is then already counted in ``_pending``)."""
-
-    __slots__ = ("event", "granted")
-
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.granted = False
-
-
-def _check_max_pending(value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"max_pending must be an int >= 1, got {value!r}")
-    if value < 1:
-        raise ValueError(f"max_pending must be >= 1, got {value!r}")
-    return value
+#: One call of a batch: ``(fn, args, name, timeout)``, as :meth:`BackgroundRunner.schedule`
+#: takes them.
+_Call = tuple[Callable[..., Awaitable[Any]], tuple[Any, ...], str, "float | _Default | None"]
 
 
 class BackgroundRunner:
@@ -78,6 +65,12 @@ class BackgroundRunner:
     :raises TypeError: ``max_pending`` is not an int, or a timeout is not a number.
     :raises ValueError: ``max_pending`` < 1, or a timeout is negative or NaN.
     """
+
+    # Class-level too: a subclass that takes calls by its own schedule methods and never
+    # runs __init__ (the Starlette adapter's per-connection CallRunner) is then never
+    # "accepting" for _batch, and sends fall back to those methods.
+    _accepting = False
+    _draining = False
 
     def __init__(
         self,
@@ -109,6 +102,10 @@ class BackgroundRunner:
         self._token: EventLoopToken | None = None
         self._tg: TaskGroup | None = None
         self._var_token: contextvars.Token[BackgroundRunner | None] | None = None
+        # Batches waiting for the feeder task to start them, and what wakes it.
+        self._queue: list[tuple[list[Item], contextvars.Context]] = []
+        self._wake: anyio.Event | None = None
+        self._feeder: anyio.CancelScope | None = None
 
     def __repr__(self) -> str:
         state = ("new", "draining", "open", "finished")[
@@ -123,8 +120,14 @@ class BackgroundRunner:
 
     @property
     def accepting(self) -> bool:
-        """Whether calls are accepted: entered, and not yet exiting."""
+        """Whether calls are accepted: entered, and not yet exiting. (While the drain
+        waits, calls scheduled from within this runner's own calls are still taken.)"""
         return self._accepting
+
+    def _takes(self) -> bool:
+        """Whether a call scheduled here and now is taken: while accepting, and during the
+        drain from within one of this runner's calls."""
+        return self._accepting or (self._draining and inside.get() is self)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -159,10 +162,15 @@ class BackgroundRunner:
         then cancel the rest, logging each by name, and close the task group. The body's
         exception, if any, propagates after the drain."""
         self._accepting = False
-        # Async callers waiting for room are refused now rather than at the deadline.
-        waiters, self._waiters = self._waiters, deque()
+        # Until the deadline, calls still take calls scheduled from within them: the
+        # drain waits for that work as for its own (send_background's receivers).
+        self._draining = True
+        # Other async callers waiting for room are refused now rather than at the deadline.
+        waiters = self._waiters
+        self._waiters = deque(waiter for waiter in waiters if waiter.inside)
         for waiter in waiters:
-            waiter.event.set()
+            if not waiter.inside:
+                waiter.event.set()
         interrupted: BaseException | None = None
         try:
             if self._pending and self.drain_timeout != 0:
@@ -171,6 +179,9 @@ class BackgroundRunner:
         except BaseException as error:
             # Cancelled (or interrupted) while draining: nothing may wait any longer.
             interrupted = error
+        self._draining = False
+        if self._feeder is not None:
+            self._feeder.cancel()
         if self._pending:
             self._cancelling = True
             assert self._tg is not None
@@ -266,16 +277,16 @@ class BackgroundRunner:
             the call is counted as dropped and logged. Also raised when awaited on
             another thread than the runner's event loop.
         """
-        if self._accepting and self._pending < self.max_pending and get_ident() == self._thread:
+        if self._takes() and self._pending < self.max_pending and get_ident() == self._thread:
             self._pending += 1
-            return self._start(fn, args, name, timeout, context)
+            return self._start_batch([(fn, args, name, timeout)], context)[0]
         if get_ident() != self._thread and self._thread is not None:
             raise RuntimeError(
                 f"schedule() of {name} was awaited outside the event loop thread of "
                 f"{self!r}; use schedule_nowait() from other threads"
             )
-        if self._accepting:
-            waiter = _Waiter()
+        if self._takes():
+            waiter = _Waiter(inside.get() is self)
             self._waiters.append(waiter)
             try:
                 await waiter.event.wait()
@@ -288,7 +299,7 @@ class BackgroundRunner:
             # A slot granted to a waiter that resumes after the runner has finished is
             # void: finishing reset the count.
             if waiter.granted and not self._finished:
-                return self._start(fn, args, name, timeout, context)
+                return self._start_batch([(fn, args, name, timeout)], context)[0]
         self._drop(name)
         raise RuntimeError(f"cannot schedule {name}: {self._refusal()}")
 
@@ -314,98 +325,64 @@ class BackgroundRunner:
         """
         if get_ident() != self._thread:
             options = {"name": name, "timeout": timeout, "context": context}
-            return self._from_thread(fn, args, options)
-        if self._accepting and self._pending < self.max_pending:
+            return from_thread(self, fn, args, options)
+        if self._takes() and self._pending < self.max_pending:
             self._pending += 1
-            return self._start(fn, args, name, timeout, context)
+            return self._start_batch([(fn, args, name, timeout)], context)[0]
         self._drop(name)
         return None
 
-    def _from_thread(
-        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], options: dict[str, Any]
-    ) -> Scheduled | None:
-        if self._token is None or not self._accepting:
-            self._drop(options["name"])
-            return None
-        from anyio import from_thread
+    def _batch(self, calls: list[_Call]) -> list[Scheduled] | None:
+        """Start ``calls`` (a send's background receivers) as one batch in a copy of the
+        caller's context, if there is room for all of them now and this is the runner's
+        thread; else ``None``, and the caller schedules them one by one."""
+        n = len(calls)
+        if self._takes() and self._pending + n <= self.max_pending and get_ident() == self._thread:
+            self._pending += n
+            return self._start_batch(calls, None)
+        return None
 
-        if options["context"] is None:
-            options["context"] = contextvars.copy_context()
+    def _start_batch(
+        self, calls: list[_Call], context: contextvars.Context | None
+    ) -> list[Scheduled]:
+        """Start ``calls`` in the slots the caller already counted in ``_pending``: one
+        task for all of them, started by the runner's feeder task, off the caller's path
+        (see ``asignal._background_run``)."""
         try:
-            # from_thread.run, not run_sync: on asyncio, spawning in a worker thread's
-            # context (where anyio clears the async library) needs to happen in a task.
-            return from_thread.run(self._on_loop, fn, args, options, token=self._token)
-        except RuntimeError:
-            # The event loop has finished (anyio's RunFinishedError) since we looked.
-            self._drop(options["name"])
-            return None
-
-    async def _on_loop(
-        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], options: dict[str, Any]
-    ) -> Scheduled | None:
-        return self.schedule_nowait(fn, *args, **options)
-
-    def _start(
-        self,
-        fn: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
-        name: str,
-        timeout: float | _Default | None,
-        context: contextvars.Context | None,
-    ) -> Scheduled:
-        """Start the call in the slot the caller already counted in ``_pending``."""
-        try:
-            if timeout is DEFAULT:
-                timeout = self.default_timeout
-            elif timeout is not None:
-                timeout = check_timeout(timeout, f"timeout of background call {name}")  # type: ignore[arg-type]
-            scheduled = Scheduled(self, name)
-            tg = self._tg
-            assert tg is not None
-            if context is None:
-                # start_soon runs the task in a copy of the current context: the default.
-                tg.start_soon(self._run, fn, args, scheduled, timeout, name=name)
-            else:
-                start_soon: Callable[..., object] = tg.start_soon
-                context.run(start_soon, self._run, fn, args, scheduled, timeout, name=name)
+            items: list[Item] = []
+            for fn, args, name, timeout in calls:
+                if timeout is DEFAULT:
+                    limit = self.default_timeout
+                elif timeout is not None:
+                    limit = check_timeout(timeout, f"timeout of background call {name}")  # type: ignore[arg-type]
+                else:
+                    limit = None
+                items.append((fn, args, Scheduled(self, name), limit))
+            # The context as it is now: the task starts a moment later (see feed()).
+            snapshot = contextvars.copy_context() if context is None else context.copy()
+            if len(items) > 1:
+                # The calls stepped in copies of it are the runner's own (see _takes).
+                snapshot.run(inside.set, self)
+            queue = self._queue
+            queue.append((items, snapshot))
+            if len(queue) == 1:
+                wake = self._wake
+                if wake is None:
+                    # Started by the first call, not by __aenter__: a runner that never
+                    # had a call exits without a checkpoint, as it always has.
+                    wake = self._wake = anyio.Event()
+                    self._feeder = anyio.CancelScope()
+                    assert self._tg is not None
+                    self._tg.start_soon(feed, self, name=f"feeder of {self!r}")
+                wake.set()
         except BaseException:
-            self._release_slot()
+            for _ in calls:
+                self._release_slot()
             raise
-        self._live.add(scheduled)
-        self.stats.scheduled += 1
+        scheduled = [item[2] for item in items]
+        self._live.update(scheduled)
+        self.stats.scheduled += len(scheduled)
         return scheduled
-
-    async def _run(
-        self,
-        fn: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
-        scheduled: Scheduled,
-        limit: float | None,
-    ) -> None:
-        if _observe.observer is not None:  # observation hook: see asignal/_observe/
-            fn = _observe.background(fn, scheduled.name, limit)
-        stats = self.stats
-        try:
-            if limit is None:
-                await fn(*args)
-            else:
-                with anyio.move_on_after(limit) as scope:
-                    await fn(*args)
-                if scope.cancelled_caught:
-                    stats.timed_out += 1
-                    logger.warning("background call %s timed out after %s s", scheduled.name, limit)
-                    return
-            stats.completed += 1
-        except Exception:
-            stats.failed += 1
-            logger.exception("background call %s raised", scheduled.name)
-        except BaseException:
-            # Cancelled by the drain's deadline or from outside (or interrupted).
-            self._cancelled(scheduled)
-            raise
-        finally:
-            self._live.discard(scheduled)
-            self._release_slot()
 
     def _release_slot(self) -> None:
         if self._waiters:

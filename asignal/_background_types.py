@@ -2,7 +2,7 @@
 record of a scheduled call), :class:`BackgroundStats` (its counters) and :data:`DEFAULT`
 (the ``timeout=`` that means "the runner's ``default_timeout``").
 
-Plain classes with no import of anyio or logging.
+Plain classes (and the check of ``max_pending``) with no import of anyio or logging.
 """
 
 from __future__ import annotations
@@ -29,6 +29,14 @@ class _Default:
 DEFAULT: Final = _Default()
 
 
+def _check_max_pending(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"max_pending must be an int >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"max_pending must be >= 1, got {value!r}")
+    return value
+
+
 class Scheduled:
     """What a send returns for a background receiver instead of its eventual value: the
     call was handed to ``runner`` (``None`` when it runs without one, e.g. after the
@@ -48,7 +56,10 @@ class Scheduled:
 
 
 class BackgroundStats:
-    """Counts of a :class:`BackgroundRunner`'s calls since it was created.
+    """Counts of a :class:`BackgroundRunner`'s calls since it was created. A call is one
+    function scheduled with ``schedule``/``schedule_nowait``, one ``send_background``, or
+    one background receiver of one send (a send with three counts three, though they
+    start as one task).
 
     Once the runner has exited, ``scheduled == completed + failed + timed_out +
     cancelled``; ``dropped`` calls were never scheduled.

@@ -155,11 +155,30 @@ def test_background_request_case_compares_with_the_bare_app(
     _, _, report = smoke
     for backend in ("asyncio", "trio"):
         rows = _rows(report, "bgr", backend)
-        assert [r["title"].rsplit(" ", 1)[1] for r in rows] == ["background", "awaited"]
+        assert [r["title"].split(", 3 x")[0] for r in rows] == ["request in-process"] * 3 + [
+            f"request over HTTP ({'uvicorn' if backend == 'asyncio' else 'hypercorn'})"
+        ] * 4
+        assert [r["title"].rsplit(" receivers ", 1)[1] for r in rows] == [
+            "background, vs bare",
+            "background, vs handwritten",
+            "awaited, vs bare",
+            "background, vs bare",
+            "background, vs handwritten",
+            "background, vs adapter",
+            "awaited, vs bare",
+        ]
         for row in rows:
             assert row["cells"]["asignal"] > 0
             assert row["cells"]["floor"] > 0
-        assert [c["label"] for c in rows[0]["checks"]] == ["a/f≤1.1"]
+        assert [[c["label"] for c in r["checks"]] for r in rows] == [
+            [],
+            ["a/f≤1.1"],
+            [],
+            ["a/f≤1.1"],
+            [],
+            [],
+            [],
+        ]
 
 
 def test_the_import_case_compares_fresh_interpreters(

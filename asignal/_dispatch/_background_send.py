@@ -7,8 +7,9 @@ the plan's foreground and merges both into one result list in dispatch order, wi
 :class:`~asignal.Scheduled` record as each background receiver's value. Scheduling from
 the sender's task hands the call a copy of the sender's context as it is at the send.
 
-``asignal._background`` (which imports anyio and logging) is imported by the first
-send that has something to schedule, not by ``import asignal``.
+``asignal._background`` (which imports anyio and logging) is imported with the first
+runner, not by ``import asignal``: what is needed here before that is in the modules
+that import neither (``_background_types``, ``_runner_current``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._background_types import DEFAULT
 from .._options import SEND_ASYNC_OPTIONS, check_underscored
 from .._receivers import describe
+from .._runner_current import require_runner
 from ._common import Plan, Result, label
 
 if TYPE_CHECKING:
@@ -54,8 +57,6 @@ def _calls(signal: Signal, plan: Plan) -> tuple[BackgroundRunner | None, list[_C
     """The runner and the calls for ``plan``'s live background receivers, found before
     any receiver runs (no live one: ``(None, [])``). Raises ``RuntimeError`` naming the
     first receiver when no runner is current."""
-    from .._background import DEFAULT, require_runner
-
     calls: list[_Call] = []
     for index, (get, is_async, record) in plan.background:
         receiver = get()
@@ -68,13 +69,30 @@ def _calls(signal: Signal, plan: Plan) -> tuple[BackgroundRunner | None, list[_C
     return require_runner(f"background receiver {calls[0][4]}"), calls
 
 
+def _batched(
+    runner: BackgroundRunner, calls: list[_Call], sender: Any, kwargs: Any
+) -> list[Slot] | None:
+    """Start ``calls`` as one batch (one task, and one more per call that suspends; see
+    ``asignal._background_run``) when the runner has room for all of them now, else
+    ``None``."""
+    batch = runner._batch([(fn, (r, sender, kwargs), name, t) for _, r, fn, t, name in calls])
+    if batch is None:
+        return None
+    return [(call[0], call[1], scheduled) for call, scheduled in zip(calls, batch, strict=True)]
+
+
 def schedule_nowait(signal: Signal, plan: Plan, sender: Any, kwargs: dict[str, Any]) -> list[Slot]:
     """Schedule ``plan``'s background receivers for ``send()``: a full runner drops the
-    call (counted and logged by the runner; its value is ``None``)."""
+    calls it has no room for (counted and logged by the runner; their value is
+    ``None``)."""
     runner, calls = _calls(signal, plan)
-    slots: list[Slot] = []
+    if runner is None:
+        return []
+    slots = _batched(runner, calls, sender, kwargs)
+    if slots is not None:
+        return slots
+    slots = []
     for index, receiver, fn, timeout, name in calls:
-        assert runner is not None
         scheduled = runner.schedule_nowait(fn, receiver, sender, kwargs, name=name, timeout=timeout)
         slots.append((index, receiver, scheduled))
     return slots
@@ -87,9 +105,15 @@ async def schedule_async(
     makes the sender wait for room. A runner that stops accepting meanwhile drops the
     call (its value is ``None``)."""
     runner, calls = _calls(signal, plan)
+    if runner is None:
+        return []
+    batch = _batched(runner, calls, sender, kwargs)
+    if batch is not None:
+        return batch
+    # Short of room (or off the runner's thread): one call at a time, each waiting for
+    # its slot in turn.
     slots: list[Slot] = []
     for index, receiver, fn, timeout, name in calls:
-        assert runner is not None
         scheduled: Scheduled | None
         try:
             scheduled = await runner.schedule(
@@ -140,8 +164,6 @@ def send_background(signal: Signal, sender: Any, kwargs: dict[str, Any]) -> Sche
             check_underscored(key, SEND_ASYNC_OPTIONS, "send_background")
     if signal.is_muted or not signal.has_receivers_for(sender):
         return None
-    from .._background import require_runner
-
     what = f"send_background() of signal {label(signal)}"
     runner = require_runner(what)
     return runner.schedule_nowait(_send_collect, signal, sender, kwargs, name=what)

@@ -1,0 +1,227 @@
+"""The request of case bgr as a client sees it: over real HTTP on 127.0.0.1.
+
+Each variant of the app (``bare``, ``background``, ``awaited``; see :func:`make_app`) is
+served in a process of its own, by uvicorn (asyncio) or by hypercorn's trio worker,
+through ``examples/serving.py``, the project's one way to start and stop a server::
+
+    python -m benchmarks._bg_http --server uvicorn --variant background
+
+The process prints ``PORT <n>`` once the app's lifespan has started, serves until its
+stdin closes, then shuts down gracefully (the lifespan's drain included). The benchmark
+process (:func:`started`, :func:`p50s`) makes sequential keep-alive requests with one
+httpx client per server, the variants taking turns within each round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+from pyperf import perf_counter
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = ("bare", "handwritten", "adapter", "background", "awaited")
+#: How long each request_finished receiver sleeps, seconds.
+RECEIVER_SECONDS = 0.02
+#: Seconds a server process may take to start or to stop.
+GUARD = 30.0
+
+
+def make_app(variant: str) -> Any:
+    """A one-route Starlette app: ``bare`` (no adapter, no receivers), ``handwritten``
+    (see :func:`_handwritten`), ``adapter`` (installed, with one sync ``request_finished``
+    receiver that returns at once, awaited: what the adapter and one send cost), or
+    installed with
+    three ``request_finished`` receivers that sleep :data:`RECEIVER_SECONDS` each, in the
+    ``background`` or ``awaited``. The runner's bound is raised: sleeping calls pile up
+    meanwhile, and a full runner would make the send wait for room."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from asignal import signals
+    from asignal.adapters.starlette import install
+
+    async def endpoint(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    if variant == "handwritten":
+        return _handwritten(Starlette(routes=[Route("/", endpoint)]))
+    app = Starlette(routes=[Route("/", endpoint)])
+    if variant == "bare":
+        return app
+    install(app, max_pending=1_000_000)
+    if variant == "adapter":
+        signals.request_finished.connect(_no_op, app, weak=False)
+        return app
+    for _ in range(3):
+
+        async def receiver(sender: Any, **kwargs: Any) -> None:
+            await anyio.sleep(RECEIVER_SECONDS)
+
+        signals.request_finished.connect(
+            receiver, app, weak=False, background=variant == "background"
+        )
+    return app
+
+
+def _no_op(sender: Any, **kwargs: Any) -> None:
+    """The ``adapter`` variant's receiver."""
+
+
+async def _sleeper() -> None:
+    await anyio.sleep(RECEIVER_SECONDS)
+
+
+def _handwritten(app: Any) -> Any:
+    """``app`` behind the least middleware that does what the ``background`` variant
+    does: after each HTTP response, ``start_soon`` three :data:`RECEIVER_SECONDS` sleeps
+    on a task group that lives for the app's lifespan (and waits for them at its end).
+    No library can do that work for less: it is the floor of the ``background`` variant.
+    """
+    group: list[Any] = []
+
+    async def middleware(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            async with anyio.create_task_group() as tg:
+                group.append(tg)
+                try:
+                    await app(scope, receive, send)
+                finally:
+                    group.remove(tg)
+            return
+        await app(scope, receive, send)
+        if scope["type"] == "http":
+            tg = group[-1]
+            for _ in range(3):
+                tg.start_soon(_sleeper)
+
+    return middleware
+
+
+def _serve(server: str, variant: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    from examples import serving
+
+    app = make_app(variant)
+    # examples/serving.py creates its listening socket with protocol 0; asyncio sets
+    # TCP_NODELAY only on sockets whose protocol is IPPROTO_TCP, so uvicorn's responses
+    # (headers, then body: two writes) meet Nagle and the client's delayed ACK: every
+    # response takes ~40 ms. Accepted sockets inherit the option from the listener on
+    # Linux; set it there until serving.py creates its socket with IPPROTO_TCP.
+    listening = serving.listening_socket
+
+    def without_nagle(*args: Any, **kwargs: Any) -> socket.socket:
+        sock = listening(*args, **kwargs)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    serving.listening_socket = without_nagle
+
+    async def main() -> None:
+        stop = anyio.Event()
+        token = anyio.lowlevel.current_token()
+
+        def wait_for_eof() -> None:
+            sys.stdin.read()
+            anyio.from_thread.run_sync(stop.set, token=token)
+
+        kind: serving.Server = "uvicorn" if server == "uvicorn" else "hypercorn"
+        async with serving.serving(app, kind, name=variant) as served:
+            print(f"PORT {served.port}", flush=True)
+            threading.Thread(target=wait_for_eof, daemon=True).start()
+            await stop.wait()
+
+    anyio.run(main, backend="asyncio" if server == "uvicorn" else "trio")
+
+
+@contextmanager
+def started(server: str) -> Iterator[dict[str, int]]:
+    """One server process per variant, started together: ``variant -> port``. Each is
+    asked to stop (its stdin closed) and waited for on leaving; one that does not stop
+    within :data:`GUARD` is killed."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "benchmarks._bg_http", "--server", server, "--variant"]
+    processes = {
+        variant: subprocess.Popen(
+            [*command, variant], cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        for variant in VARIANTS
+    }
+    try:
+        ports = {
+            variant: _port(process, f"{server} serving {variant}")
+            for variant, process in processes.items()
+        }
+        yield ports
+    finally:
+        for process in processes.values():
+            try:
+                process.communicate(timeout=GUARD)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+
+
+def _port(process: subprocess.Popen[bytes], what: str) -> int:
+    """The port that ``process`` announces, waiting :data:`GUARD` seconds at most."""
+    stdout = process.stdout
+    assert stdout is not None
+    line: list[bytes] = []
+    reader = threading.Thread(target=lambda: line.append(stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(GUARD)
+    if not line or not line[0].startswith(b"PORT "):
+        raise RuntimeError(f"{what} did not start: {line!r}")
+    return int(line[0].split()[1])
+
+
+async def p50s(ports: dict[str, int], rounds: int, requests: int) -> dict[str, float]:
+    """variant -> the p50 latency of ``GET /`` in seconds, over every request of the
+    run: ``requests`` sequential keep-alive requests per variant and round, the variants
+    in turn (each round starts with the next one)."""
+    import httpx
+
+    times: dict[str, list[float]] = {variant: [] for variant in ports}
+    clients = {
+        variant: httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}")
+        for variant, port in ports.items()
+    }
+    try:
+        for client in clients.values():  # warm-up: connect, first request
+            for _ in range(3):
+                (await client.get("/")).raise_for_status()
+        names = list(ports)
+        for round_no in range(rounds):
+            shift = round_no % len(names)
+            for variant in names[shift:] + names[:shift]:
+                client = clients[variant]
+                for _ in range(requests):
+                    t0 = perf_counter()
+                    response = await client.get("/")
+                    times[variant].append(float(perf_counter() - t0))
+                    response.raise_for_status()
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return {variant: statistics.median(values) for variant, values in times.items()}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--server", choices=("uvicorn", "hypercorn"), required=True)
+    parser.add_argument("--variant", choices=VARIANTS, required=True)
+    args = parser.parse_args()
+    _serve(args.server, args.variant)
