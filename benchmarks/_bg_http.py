@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -116,19 +115,6 @@ def _serve(server: str, variant: str) -> None:
     from examples import serving
 
     app = make_app(variant)
-    # examples/serving.py creates its listening socket with protocol 0; asyncio sets
-    # TCP_NODELAY only on sockets whose protocol is IPPROTO_TCP, so uvicorn's responses
-    # (headers, then body: two writes) meet Nagle and the client's delayed ACK: every
-    # response takes ~40 ms. Accepted sockets inherit the option from the listener on
-    # Linux; set it there until serving.py creates its socket with IPPROTO_TCP.
-    listening = serving.listening_socket
-
-    def without_nagle(*args: Any, **kwargs: Any) -> socket.socket:
-        sock = listening(*args, **kwargs)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-
-    serving.listening_socket = without_nagle
 
     async def main() -> None:
         stop = anyio.Event()

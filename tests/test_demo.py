@@ -141,6 +141,14 @@ def test_a_port_that_cannot_be_bound_is_a_clear_error() -> None:
             listening_socket(port=port)
 
 
+def test_sockets_are_tcp_without_nagle() -> None:
+    # asyncio turns Nagle off only on sockets whose protocol is IPPROTO_TCP; with it on,
+    # a response written as headers then body waits for the client's delayed ACK.
+    with listening_socket() as sock:
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
 def test_cli_names_a_port_it_cannot_bind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
