@@ -109,9 +109,9 @@ class Signal(Connecting):
             plan = self._plan(sender)
             if not plan.getters:
                 return []
-        if _observe.observer is not None and plan.foreground is None:
+        if _observe.observer is not None:
             # Observation hook: see asignal/_observe/ (whose sync path calls every
-            # receiver; a send with background receivers schedules them unobserved).
+            # receiver and schedules the background ones, each reporting itself).
             return _observe.send(self, plan, sender, _async_wrapper, kwargs)
         if plan.wrapped:
             return send_wrapped(self, plan, sender, _async_wrapper, kwargs)

@@ -290,7 +290,9 @@ def send(
     shadow = _shadow(signal, plan)
     # (receiver, is_async, its site) of each live receiver, in dispatch order.
     calls = []
-    for (get, is_async, _), (_, _, record) in zip(plan.entries, shadow.entries, strict=True):
+    for (get, is_async, own), (_, _, record) in zip(plan.entries, shadow.entries, strict=True):
+        if own.background:  # scheduled below, as the unobserved path does
+            continue
         receiver = get()
         if receiver is None:
             continue
@@ -303,6 +305,10 @@ def send(
         calls.append((receiver, is_async, record.site))  # type: ignore[union-attr]
     obs = _hook.observer
     if obs is None:  # uninstrumented a moment ago
+        if plan.background:
+            from .._dispatch._sync import send_wrapped
+
+            return send_wrapped(signal, plan, sender, async_wrapper, kwargs)
         return [
             (r, (async_wrapper(r) if is_async and async_wrapper else r)(sender, **kwargs))
             for r, is_async, _ in calls
@@ -317,7 +323,15 @@ def send(
     )
     results: Result = []
     token = _sending.set((obs, handle, float("inf"), None))
+    slots = None
+    if plan.background:
+        # Imported here, as the engine imports this package.
+        from .._dispatch._background_send import merge, schedule_nowait
     try:
+        if plan.background:
+            # Through the shadow, so each background call reports itself under this
+            # send's handle; no runner is a RuntimeError before any receiver runs.
+            slots = schedule_nowait(signal, shadow, sender, kwargs)
         for receiver, is_async, site in calls:
             # Wrapped right before the call, as the unobserved path does.
             fn = async_wrapper(receiver) if is_async and async_wrapper else receiver
@@ -328,7 +342,7 @@ def send(
     finally:
         _sending.reset(token)
     obs.send_finished(handle, "ok", None)
-    return results
+    return results if slots is None else _unwrap(merge(shadow, results, slots))
 
 
 def _label(signal: Signal) -> str:

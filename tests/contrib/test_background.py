@@ -101,3 +101,40 @@ async def test_dropped_and_drain_cancelled_calls_are_counted(telemetry: Telemetr
     span = telemetry.span("asignal.background jobs.first")
     assert events(span) == ["asignal.cancelled"]
     assert span.status.status_code is StatusCode.UNSET
+
+
+@pytest.mark.parametrize("how", ["send", "send_async"])
+async def test_a_sends_background_receivers_are_traced_from_sync_and_async_sends(
+    telemetry: Telemetry, how: str
+) -> None:
+    sig = NamedSignal("user-logged-in")
+    audited = anyio.Event()
+
+    def log_login(sender: Any, **kwargs: Any) -> str:
+        return "logged"
+
+    async def audit_login(sender: Any, **kwargs: Any) -> None:
+        audited.set()
+
+    sig.connect(log_login)
+    sig.connect(audit_login, background=True)
+    async with BackgroundRunner():
+        if how == "send":
+            results = sig.send("alice")
+        else:
+            results = await sig.send_async("alice")
+        with anyio.fail_after(5):
+            await audited.wait()
+    assert [r for r, _ in results] == [log_login, audit_login]
+
+    # The same spans from either send: the send's, each receiver's, and the background
+    # call's (a send() with a background receiver used to report nothing at all).
+    telemetry.span("asignal.send user-logged-in")
+    local = audit_login.__qualname__.rpartition(".")[0]
+    local = f"{__name__}.{local}"
+    assert sorted(s.name for s in telemetry.spans()) == [
+        f"asignal.background receiver {local}.audit_login of signal 'user-logged-in'",
+        f"asignal.receiver {local}.audit_login",
+        f"asignal.receiver {local}.log_login",
+        "asignal.send user-logged-in",
+    ]
