@@ -78,9 +78,20 @@ class HTTPConnection:
         if kind == "http.response.start":
             if self.listening.request_finished:
                 response = ResponseInfo(message["status"], Headers(raw=message.get("headers", [])))
-                await self.emitter.send(
-                    signals.request_finished, self.budget, request=self.request, response=response
-                )
+                emitter = self.emitter
+                if emitter.timeout is None:
+                    # What Emitter.send would hand back, called here: its call and the
+                    # two kwargs dicts it builds cost ~0.4 us, a fifth of a whole send.
+                    await signals.request_finished.send_async(
+                        emitter.app, _errors=emitter.errors, request=self.request, response=response
+                    )
+                else:
+                    await emitter.send(
+                        signals.request_finished,
+                        self.budget,
+                        request=self.request,
+                        response=response,
+                    )
         elif (
             kind in _BODY_MESSAGES and not message.get("more_body", False)
         ) or kind == "http.response.pathsend":
