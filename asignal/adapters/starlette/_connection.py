@@ -86,11 +86,10 @@ class HTTPConnection:
                         emitter.app, _errors=emitter.errors, request=self.request, response=response
                     )
                 else:
-                    await emitter.send(
+                    await emitter.timed_send(
                         signals.request_finished,
                         self.budget,
-                        request=self.request,
-                        response=response,
+                        {"request": self.request, "response": response},
                     )
         elif (
             kind in _BODY_MESSAGES and not message.get("more_body", False)

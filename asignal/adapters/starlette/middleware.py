@@ -190,7 +190,9 @@ class SignalMiddleware:
                     emitter.app, _errors=emitter.errors, request=connection.request
                 )
             else:
-                await emitter.send(signals.request_started, budget, request=connection.request)
+                await emitter.timed_send(
+                    signals.request_started, budget, {"request": connection.request}
+                )
         # For the hook inside ServerErrorMiddleware, templates, flash and mounted apps.
         scope[CONNECTION_KEY] = connection
         # The hook inside ServerErrorMiddleware is there to send got_request_exception
