@@ -106,13 +106,18 @@ class Budget:
     def start(self) -> float | None:
         """A send of this budget starts: the clock runs (unless a send already runs).
         Returns the seconds that send may take (:meth:`remaining`)."""
-        if self.left is None:
+        left = self.left
+        if left is None:
             return None
         if self.depth == 0:
             clock = self.clock
             if clock is None:
                 clock = self.clock = _loop_clock()
             self.since = clock()
+            self.depth = 1
+            # The clock starts now: all that is left (never negative, see stop), without
+            # remaining()'s call and second clock read, on every send of a request.
+            return left
         self.depth += 1
         return self.remaining()
 
@@ -136,6 +141,15 @@ def _loop_clock() -> Callable[[], float]:
             return asyncio.get_running_loop().time  # type: ignore[no-any-return]
         except RuntimeError:
             pass  # no asyncio loop in this thread: trio
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            # The run's clock, the one trio's deadlines use: trio.current_time() looks it
+            # up on every call, and anyio's current_time adds a backend lookup (0.37 us a
+            # read, against 0.11 us; a budgeted send reads it twice).
+            return trio.lowlevel.current_clock().current_time  # type: ignore[no-any-return]
+        except RuntimeError:
+            pass  # not inside trio.run either
     return current_time
 
 
@@ -233,11 +247,14 @@ class Emitter:
         as :meth:`wants`)."""
         if self.timeout is None:
             return signal.send_async(self.app, _timeout=None, _errors=self.errors, **kwargs)
-        return self._timed(signal, budget, kwargs)
+        return self.timed_send(signal, budget, kwargs)
 
-    async def _timed(
+    async def timed_send(
         self, signal: Signal, budget: Budget | None, kwargs: dict[str, Any]
     ) -> list[tuple[Any, Any]]:
+        """:meth:`send` for an emitter with a ``timeout``, the keyword arguments given as
+        one dict: a request's hot path calls it directly, which spares the repacking of
+        ``**kwargs`` through :meth:`send` (~0.3 us a send)."""
         if budget is None:
             timeout = self.timeout
             cut = CutOff(signal, timeout)
@@ -260,7 +277,10 @@ class Emitter:
             timeout_reporter.reset(token)
             if budget is not None:
                 budget.stop()
-            cut.close(None if budget is None else self.timeout)
+            if cut.receivers:
+                cut.close(None if budget is None else self.timeout)
+            else:
+                cut.open = False  # close() with nothing to log: the usual send, no call
 
 
 class CutOff:

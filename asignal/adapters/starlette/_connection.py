@@ -21,7 +21,7 @@ from ._listening import Listening
 _BODY_MESSAGES: Final = frozenset({"http.response.body", "http.response.zerocopysend"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ResponseInfo:
     """The response as ``request_finished`` sees it: the ``http.response.start`` message.
 
@@ -34,6 +34,19 @@ class ResponseInfo:
     status_code: int
     #: The response headers, read-only.
     headers: Headers
+
+    def __init__(self, status_code: int, headers: Headers) -> None:
+        # A frozen dataclass's own __init__ goes through object.__setattr__ per field;
+        # the slots' descriptors set them directly, 0.1 us less on every response.
+        _set_status_code(self, status_code)
+        _set_headers(self, headers)
+
+
+# The slots' member descriptors (vars(): through the class, mypy sees the fields).
+_set_status_code: Final[Callable[[ResponseInfo, int], None]] = vars(ResponseInfo)[
+    "status_code"
+].__set__
+_set_headers: Final[Callable[[ResponseInfo, Headers], None]] = vars(ResponseInfo)["headers"].__set__
 
 
 class HTTPConnection:
@@ -78,9 +91,19 @@ class HTTPConnection:
         if kind == "http.response.start":
             if self.listening.request_finished:
                 response = ResponseInfo(message["status"], Headers(raw=message.get("headers", [])))
-                await self.emitter.send(
-                    signals.request_finished, self.budget, request=self.request, response=response
-                )
+                emitter = self.emitter
+                if emitter.timeout is None:
+                    # What Emitter.send would hand back, called here: its call and the
+                    # two kwargs dicts it builds cost ~0.4 us, a fifth of a whole send.
+                    await signals.request_finished.send_async(
+                        emitter.app, _errors=emitter.errors, request=self.request, response=response
+                    )
+                else:
+                    await emitter.timed_send(
+                        signals.request_finished,
+                        self.budget,
+                        {"request": self.request, "response": response},
+                    )
         elif (
             kind in _BODY_MESSAGES and not message.get("more_body", False)
         ) or kind == "http.response.pathsend":

@@ -11,6 +11,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ... import signals
 from ..._dispatch import ErrorPolicy
+from ..._runner_current import _current as _current_runner
 from .._common import Budget, Emitter
 from ._connection import HTTPConnection, ResponseInfo, after_response
 from ._listening import CONNECTION_KEY, EMITTER_KEY, Changes, Listening, watch_signals
@@ -147,8 +148,13 @@ class SignalMiddleware:
                     # (see asignal._runner_current); activating it would cost every request.
                     await self.app(scope, receive, send)
                     return
-                with runner.activate():
+                # runner.activate() is exactly this set and reset; spelled out, it costs a
+                # reported request ~0.2 us less (no context manager object, no two calls).
+                token = _current_runner.set(runner)
+                try:
                     await call
+                finally:
+                    _current_runner.reset(token)
                 return
             await self._without_lifespan(self.app(scope, receive, send) if call is None else call)
             return
@@ -178,7 +184,15 @@ class SignalMiddleware:
         if listening.appcontext_pushed:
             await emitter.send(signals.appcontext_pushed, budget, request=connection.request)
         if listening.request_started:
-            await emitter.send(signals.request_started, budget, request=connection.request)
+            if emitter.timeout is None:
+                # Emitter.send's untimed case, inlined: ~0.4 us less (see HTTPConnection.send).
+                await signals.request_started.send_async(
+                    emitter.app, _errors=emitter.errors, request=connection.request
+                )
+            else:
+                await emitter.timed_send(
+                    signals.request_started, budget, {"request": connection.request}
+                )
         # For the hook inside ServerErrorMiddleware, templates, flash and mounted apps.
         scope[CONNECTION_KEY] = connection
         # The hook inside ServerErrorMiddleware is there to send got_request_exception
