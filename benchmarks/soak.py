@@ -27,8 +27,11 @@ requests and a busy server make sooner: the control rows lose responses too, and
 Printed per app and receiver kind: requests, lost / altered / other errors against the
 run without receivers, client latency (median, max), timeout records logged by asignal
 (one per send that cut receivers off), the server's cyclic GC (runs, seconds, longest
-pause), growth after the warm-up batch (GC tracked objects, RSS) and calls of weak
-receivers whose owner was already dropped. ``--json FILE`` writes the same figures.
+pause), growth after the warm-up batch (GC tracked objects, RSS), "dead calls": calls of
+weak receivers by sends that began once their owner was gone (dropped, and every send
+that held it over: something else kept it alive), and "held calls": calls by sends that
+began after the drop while an earlier send still held the owner, as blinker's semantics
+allow (tests/faults/server.py ``Churn``). ``--json FILE`` writes the same figures.
 Figures from one run on a shared machine: compare rows of the same run, not runs.
 """
 
@@ -72,6 +75,7 @@ COLUMNS = (
     ("Δobjects", 8, ""),
     ("ΔRSS KiB", 8, ""),
     ("dead calls", 10, ""),
+    ("held calls", 10, ""),
     ("tasks left", 10, ""),
 )
 
@@ -134,6 +138,7 @@ def _row(app: str, kind: str, run: Run, baseline: Run) -> dict[str, Any]:
         "Δobjects": end.get("objects", 0) - warm.get("objects", 0),
         "ΔRSS KiB": end.get("rss_kib", 0) - warm.get("rss_kib", 0),
         "dead calls": churn.get("dead_calls", 0),
+        "held calls": churn.get("held_calls", 0),
         "tasks left": len(report.get("leftover", [])),
         "failure": report.get("failure"),
         "examples": list(comparison.details.values())[:3] if run is not baseline else [],

@@ -303,3 +303,52 @@ async def test_a_raised_failure_leaves_no_cycle(
     assert raised
     del payload
     assert payload_ref() is None
+
+
+@pytest.mark.usefixtures("no_cyclic_gc")
+@pytest.mark.parametrize("when", ["first-step", "after-lead-returned"])
+async def test_a_failure_beside_a_receiver_that_returns_leaves_nothing(
+    when: str, anyio_backend: str
+) -> None:
+    # A receiver started beside the suspended one fails, and the suspended one then
+    # returns: on asyncio the task group's body is over before the group has heard of
+    # the failure. Its __aexit__ then cancels this task while it waits, after balancing
+    # its cancellations: on CPython 3.11 the task stayed cancelling() == 1 (its next
+    # sends' own cancellations misread), and the cancellation that __aexit__ swallowed
+    # kept the send's kwargs and resolved weak receivers alive.
+    sig = Signal()
+    calls: list[str] = []
+    owner = Owner(calls)
+    owner_ref = weakref.ref(owner)
+    returned = anyio.Event()
+
+    async def lead(sender: Any, **kwargs: Any) -> str:
+        await anyio.lowlevel.checkpoint()
+        returned.set()
+        return "lead"
+
+    async def fails_after_lead(sender: Any, **kwargs: Any) -> None:
+        await returned.wait()
+        raise ValueError("receiver bug")
+
+    sig.connect(lead, weak=False)
+    sig.connect(fails if when == "first-step" else fails_after_lead, weak=False)
+    sig.connect(owner.on_signal)  # weak, as blinker's default
+    payload = Payload()
+    payload_ref = weakref.ref(payload)
+    raised = False
+    try:
+        await sig.send_async(None, request=payload)
+    except ValueError:
+        raised = True
+    assert raised
+    assert calls == ["owner"]
+    if anyio_backend == "asyncio":
+        import asyncio
+
+        task = asyncio.current_task()
+        assert task is not None
+        assert task.cancelling() == 0
+    del payload, owner
+    assert payload_ref() is None
+    assert owner_ref() is None

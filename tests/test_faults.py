@@ -215,10 +215,12 @@ def _after_warm_up(run: Run) -> list[dict[str, Any]]:
 def test_no_dropped_weak_receiver_stays_alive(app: str) -> None:
     # Between batches no send is under way and the cyclic GC is off: an owner dropped
     # and still alive is held by a reference cycle, so its receiver stays connected and
-    # the next sends call it ("dead calls": calls from sends that began after the drop).
+    # the next sends call it. Under load, a send that began once an owner was gone
+    # (dropped, and the sends that held it over) must not call it: "dead calls".
     run = churned(app, raising=True)
     churn = run.report["churn"]
     assert churn["calls"] >= churn["created"] > 0, churn
+    assert churn["dead_calls"] == 0, churn
     held = [snapshot["held_by_cycles"] for snapshot in run.report["snapshots"]]
     assert held == [0] * len(held), f"dropped owners alive per batch: {held}; {churn}"
 

@@ -93,10 +93,11 @@ async def _rest(aio: Any, tier_run: TierRun) -> None:
     if not any(is_async for _, is_async, _ in tier_run.rest):
         await tier_run.drive_beside(no_start, task.cancel)
         return
+    tasks: list[asyncio.Task[Any]] = []
     async with aio.TaskGroup() as tg:
 
         def start(fn: Callable[..., Any], *args: Any) -> None:
-            tg.create_task(fn(*args))
+            tasks.append(tg.create_task(fn(*args)))
 
         await tier_run.start_beside(start, task.cancel)
         try:
@@ -110,6 +111,17 @@ async def _rest(aio: Any, tier_run: TierRun) -> None:
                 # do when a child task fails first: the group then reports them all.
                 await aio.sleep(0)
             raise
+        # Children still running, or failed with their group not told yet (its
+        # done-callback is queued): waited for here, in the body. A child failing
+        # while the group's __aexit__ waits has the group cancel this task once
+        # __aexit__ has balanced its cancellations: CPython 3.11 then leaves the task
+        # cancelling(), and the cancellation, swallowed in __aexit__, keeps the send's
+        # kwargs alive.
+        waiting = [
+            t for t in tasks if not t.done() or (not t.cancelled() and t.exception() is not None)
+        ]
+        if waiting:
+            await aio.wait(waiting)
 
 
 async def resume(

@@ -114,6 +114,12 @@ class Send:
         # cycle through its traceback's __aexit__ frame, and with it our frames (and so
         # the send's kwargs) until the cyclic GC runs.
         group.__traceback__ = None
+        context = group.__context__
+        if context is not None and not isinstance(context, Exception):
+            # The cancellation that the group swallowed (it cancelled this task when a
+            # child failed). The running step of the task holds it until the task next
+            # suspends, and its traceback holds our frames, and so the send's kwargs.
+            context.__traceback__ = None
         return failure
 
     def _expire_unstarted(self, tier: tuple[Entry, ...], timeout: float) -> None:

@@ -61,26 +61,59 @@ class GCWatch:
 class Owner:
     """Owns a weakly connected receiver for one request; ``dropped_at`` (monotonic
     seconds) once its request has its response, after which nothing references it but
-    reference cycles, and sends already under way (they hold what they resolved)."""
+    reference cycles, and sends under way that resolved its receiver (they hold it until
+    they return, as blinker's send holds what it resolved)."""
 
     def __init__(self, churn: Churn) -> None:
         self.churn = churn
         self.dropped_at: float | None = None
+        #: The sends under way (by request id) that resolved this receiver while it was
+        #: rightly alive: each holds it until it returns.
+        self.holders: set[int | None] = set()
+        #: When the owner was gone (monotonic seconds): dropped, and no send of
+        #: ``holders`` under way any more; ``None`` until then.
+        self.gone_at: float | None = None
 
     async def receive(self, sender: Any, **kwargs: Any) -> None:
         churn = self.churn
         churn.calls += 1
-        began = churn.send_began.get(REQUEST_ID.get())
-        if self.dropped_at is not None and began is not None and began > self.dropped_at:
+        rid = REQUEST_ID.get()
+        began = churn.send_began.get(rid)
+        gone = self.gone_at
+        if gone is not None and began is not None and began > gone:
+            # Nothing that may hold the owner was left when this send began: something
+            # else (a reference cycle, a leak) kept it alive.
             churn.dead_calls += 1
+            return
+        if self.dropped_at is not None and began is not None and began > self.dropped_at:
+            # Dropped before this send began, but a send under way still held it, so
+            # this one resolved it (blinker's semantics): a call, not a dead one.
+            churn.held_calls += 1
+        self.holders.add(rid)
+        self.gone_at = None
+        churn.holding.setdefault(rid, weakref.WeakSet()).add(self)
+
+    def release(self, rid: int | None, now: float) -> None:
+        """The send of request ``rid`` is over: it holds this owner no more."""
+        self.holders.discard(rid)
+        if self.dropped_at is not None and not self.holders and self.gone_at is None:
+            self.gone_at = now
 
 
 class Churn:
     """Weak receivers that come and go with the requests: each request's
     ``appcontext_pushed`` connects a new :class:`Owner`'s bound method weakly to
     ``request_started``, and its ``request_finished`` (or ``appcontext_popped``) drops
-    the owner. A dropped owner's
-    receiver must never be called again: it is gone unless something leaks it."""
+    the owner. A dropped owner's receiver must not be called by a send that began once
+    the owner was gone ("dead calls"): dropped, and every send that held it over.
+
+    A send resolves its receivers and holds them (in its results) until it returns, as
+    blinker's does, so an owner dropped while another request's ``request_started`` send
+    is under way stays alive until that send returns, and a send that begins meanwhile
+    rightly calls it too (and holds it in turn): those are ``held_calls``. Where a send
+    of ``request_started`` ends: its last tier (``on_sent``, lowest priority), or, when
+    its deadline left that tier unstarted, at the latest its request's
+    ``request_finished``."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -89,13 +122,18 @@ class Churn:
         self.created = 0
         self.calls = 0
         self.dead_calls = 0
+        self.held_calls = 0
         #: When each request's ``request_started`` send began (monotonic seconds): a send
-        #: that began before an owner was dropped may still call it; a later one may not.
+        #: that began before an owner was gone may still call it; a later one may not.
         self.send_began: dict[int | None, float] = {}
+        #: The owners each send under way may hold (weakly: this must not hold them).
+        self.holding: dict[int | None, weakref.WeakSet[Owner]] = {}
 
     def connect(self) -> None:
         # Priority: called first in the send, before any owner's receiver.
         signals.request_started.connect(self.on_send, sender=self.app, weak=False, priority=100)
+        # And last: the send is over once its last tier has run.
+        signals.request_started.connect(self.on_sent, sender=self.app, weak=False, priority=-100)
         signals.appcontext_pushed.connect(self.on_pushed, sender=self.app, weak=False)
         signals.request_finished.connect(self.on_finished, sender=self.app, weak=False)
         # Quart pushes app contexts of its own (a background task's, in the request's
@@ -112,14 +150,36 @@ class Churn:
         signals.request_started.connect(owner.receive, sender=self.app)
 
     def on_send(self, sender: Any, **kwargs: Any) -> None:
-        self.send_began[REQUEST_ID.get()] = time.monotonic()
+        rid = REQUEST_ID.get()
+        self.send_began[rid] = time.monotonic()
+        # This send resolves its receivers in this same step of the loop (its next tier
+        # starts at once): it holds every owner that is not gone yet, called or not (a
+        # receiver started beside a failing one may be cancelled before its first step).
+        held = self.holding.setdefault(rid, weakref.WeakSet())
+        for owner in list(self.alive):
+            if owner.gone_at is None:
+                owner.holders.add(rid)
+                held.add(owner)
+
+    def on_sent(self, sender: Any, **kwargs: Any) -> None:
+        self._released(REQUEST_ID.get())
+
+    def _released(self, rid: int | None) -> None:
+        held = self.holding.pop(rid, None)
+        if held:
+            now = time.monotonic()
+            for owner in list(held):
+                owner.release(rid, now)
 
     def on_finished(self, sender: Any, **kwargs: Any) -> None:
         rid = REQUEST_ID.get()
+        self._released(rid)  # its request_started send is over, if on_sent did not say so
         self.send_began.pop(rid, None)
         owner = self.owners.pop(rid, None)
         if owner is not None:
             owner.dropped_at = time.monotonic()
+            if not owner.holders:
+                owner.gone_at = owner.dropped_at
 
     def held_by_cycles(self) -> int:
         """Owners dropped but alive: between batches (no send under way) with the cyclic GC
@@ -131,6 +191,7 @@ class Churn:
             "created": self.created,
             "calls": self.calls,
             "dead_calls": self.dead_calls,
+            "held_calls": self.held_calls,
             "alive": len(self.alive),
         }
 
