@@ -302,11 +302,12 @@ class CutOff:
     __slots__ = ("open", "receivers", "seconds", "signal")
 
     def __init__(self, signal: Signal, seconds: float | None) -> None:
-        self.signal = signal
-        self.seconds = seconds
+        self.signal: Signal = signal
+        self.seconds: float | None = seconds
         #: The receivers cut off, in the order the engine reported them.
         self.receivers: list[Any] = []
-        self.open = True
+        #: Whether the send is still under way: a closed one declines every timeout.
+        self.open: bool = True
 
     def __call__(self, signal: Any, receiver: Any, seconds: float) -> bool:
         if not self.open or signal is not self.signal or seconds != self.seconds:
