@@ -21,7 +21,7 @@ from ._listening import Listening
 _BODY_MESSAGES: Final = frozenset({"http.response.body", "http.response.zerocopysend"})
 
 
-@dataclass(frozen=True, slots=True, init=False)
+@dataclass(frozen=True, slots=True)
 class ResponseInfo:
     """The response as ``request_finished`` sees it: the ``http.response.start`` message.
 
@@ -34,19 +34,6 @@ class ResponseInfo:
     status_code: int
     #: The response headers, read-only.
     headers: Headers
-
-    def __init__(self, status_code: int, headers: Headers) -> None:
-        # A frozen dataclass's own __init__ goes through object.__setattr__ per field;
-        # the slots' descriptors set them directly, 0.1 us less on every response.
-        _set_status_code(self, status_code)
-        _set_headers(self, headers)
-
-
-# The slots' member descriptors (vars(): through the class, mypy sees the fields).
-_set_status_code: Final[Callable[[ResponseInfo, int], None]] = vars(ResponseInfo)[
-    "status_code"
-].__set__
-_set_headers: Final[Callable[[ResponseInfo, Headers], None]] = vars(ResponseInfo)["headers"].__set__
 
 
 class HTTPConnection:
