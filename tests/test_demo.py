@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from examples import demo, nats_demo, serving
+from examples import demo, demo_report, nats_demo, serving
 from examples.serving import ServingError, listening_socket
 from examples.timeline import CUT_OFF
 
@@ -43,7 +43,7 @@ async def test_demo_sees_every_expected_signal(tmp_path: Path) -> None:
         assert page.status == 200
         assert "Welcome back!" in page.body
         names = page.names()
-        for signal in [*demo.HTTP_ORDER, "message_flashed", "template_rendered"]:
+        for signal in [*demo_report.HTTP_ORDER, "message_flashed", "template_rendered"]:
             assert signal in names, (name, signal, names)
         assert names[0] == "appcontext_pushed"
         assert names[-1] == "appcontext_popped"
@@ -60,7 +60,9 @@ async def test_demo_sees_every_expected_signal(tmp_path: Path) -> None:
 
         ws = report.exchanges[name, "websocket"]
         assert ws.body == "hello"
-        assert [n for n in ws.names() if n.startswith("websocket_")] == demo.WEBSOCKET_SIGNALS
+        assert [
+            n for n in ws.names() if n.startswith("websocket_")
+        ] == demo_report.WEBSOCKET_SIGNALS
 
         [login] = report.exchanges[name, "login"].fired_of("user_logged_in")
         assert login.sender is app
