@@ -8,4 +8,7 @@
 - :mod:`examples.timeline` and :mod:`examples.serving`: the demo's instruments: a
   recorder of which signal reached which receiver when, and in-process servers.
 - :mod:`examples.demo`: ``python -m examples.demo``.
+- :mod:`examples.demo_report`: what a demo run saw, and its checks.
+- :mod:`examples.blinker_comparison`: asignal's and blinker's ``send_async`` timed on
+  the same receivers.
 """
