@@ -196,7 +196,9 @@ async def p50s(ports: dict[str, int], rounds: int, requests: int) -> dict[str, f
     run: in each of ``rounds`` rounds, a block of ``requests`` sequential keep-alive
     requests per variant, the variants in turn (each round starts with the next one),
     each block followed by an untimed pause of :data:`PAUSE` seconds so that the
-    background work it scheduled ends before the next block (see the module's doc)."""
+    background work it scheduled ends before the next block (see the module's doc). A
+    request the server drops unanswered on an idle connection is made again, untimed,
+    and counted on stdout."""
     import httpx
 
     times: dict[str, list[float]] = {variant: [] for variant in ports}
@@ -211,6 +213,7 @@ async def p50s(ports: dict[str, int], rounds: int, requests: int) -> dict[str, f
         gc.collect()
         await anyio.sleep(PAUSE)
 
+    dropped = 0
     try:
         for client in clients.values():  # warm-up: connect, first request
             for _ in range(3):
@@ -223,13 +226,24 @@ async def p50s(ports: dict[str, int], rounds: int, requests: int) -> dict[str, f
                 client = clients[variant]
                 for _ in range(requests):
                     t0 = perf_counter()
-                    response = await client.get("/")
+                    try:
+                        response = await client.get("/")
+                    except httpx.RemoteProtocolError:
+                        # The server closed this keep-alive connection unanswered, as
+                        # both do after 5 s idle, which a stall of this shared machine
+                        # can stretch the wait between two blocks to. Not a latency:
+                        # made again, untimed, on a new connection.
+                        dropped += 1
+                        (await client.get("/")).raise_for_status()
+                        continue
                     times[variant].append(float(perf_counter() - t0))
                     response.raise_for_status()
                 await settle()
     finally:
         for client in clients.values():
             await client.aclose()
+    if dropped:
+        print(f"bgr over HTTP: {dropped} request(s) dropped by the server, made again untimed")
     return {variant: statistics.median(values) for variant, values in times.items()}
 
 
