@@ -304,15 +304,10 @@ def send(
             )
         calls.append((receiver, is_async, record.site))  # type: ignore[union-attr]
     obs = _hook.observer
-    if obs is None:  # uninstrumented a moment ago
-        if plan.background:
-            from .._dispatch._sync import send_wrapped
+    if obs is None:  # uninstrumented a moment ago: the unobserved path, whole
+        from .._dispatch._sync import send_wrapped  # here: the engine imports this package
 
-            return send_wrapped(signal, plan, sender, async_wrapper, kwargs)
-        return [
-            (r, (async_wrapper(r) if is_async and async_wrapper else r)(sender, **kwargs))
-            for r, is_async, _ in calls
-        ]
+        return send_wrapped(signal, plan, sender, async_wrapper, kwargs)
     handle = obs.send_started(
         _name(signal),
         sender,
@@ -324,11 +319,10 @@ def send(
     results: Result = []
     token = _sending.set((obs, handle, float("inf"), None))
     slots = None
-    if plan.background:
-        # Imported here, as the engine imports this package.
-        from .._dispatch._background_send import merge, schedule_nowait
     try:
         if plan.background:
+            from .._dispatch._background_send import merge, schedule_nowait
+
             # Through the shadow, so each background call reports itself under this
             # send's handle; no runner is a RuntimeError before any receiver runs.
             slots = schedule_nowait(signal, shadow, sender, kwargs)
