@@ -154,17 +154,13 @@ async def run_call(
         fn = _observe.background(fn, scheduled.name, limit)
     stats = runner.stats
     try:
+        # Created here, run (its first step included) when awaited, inside the scope.
+        call = fn(*args) if rest is None else _stepped(runner, fn, args, rest)
         if limit is None:
-            if rest is None:
-                await fn(*args)
-            else:
-                await _stepped(runner, fn, args, rest)
+            await call
         else:
             with anyio.move_on_after(limit) as scope:
-                if rest is None:
-                    await fn(*args)
-                else:
-                    await _stepped(runner, fn, args, rest)
+                await call
             if scope.cancelled_caught:
                 stats.timed_out += 1
                 logger.warning("background call %s timed out after %s s", scheduled.name, limit)
